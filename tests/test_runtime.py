@@ -1,0 +1,76 @@
+"""Smoke-mode switch, device choice and seeding."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from gan_lib import runtime
+from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True),
+                                             ("0", False), ("", False), ("off", False)])
+def test_smoke_mode_reads_the_variable(monkeypatch, value, expected):
+    monkeypatch.setenv("GAN_LIB_SMOKE", value)
+    assert smoke_mode() is expected
+    assert by_mode(full="full", smoke="smoke") == ("smoke" if expected else "full")
+
+
+def test_smoke_mode_unset_means_full(monkeypatch):
+    monkeypatch.delenv("GAN_LIB_SMOKE", raising=False)
+    assert smoke_mode() is False
+
+
+def test_smoke_mode_rejects_a_typo_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("GAN_LIB_SMOKE", "maybe")
+    with pytest.raises(ValueError, match="GAN_LIB_SMOKE='maybe' is not understood"):
+        smoke_mode()
+
+
+def test_only_runtime_reads_the_smoke_variable():
+    """Notebooks and other modules ask smoke_mode(); nothing else reads the environment variable."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readers = [p for p in list((root / "gan_lib").rglob("*.py")) + list((root / "notebooks").glob("*.ipynb"))
+               if "GAN_LIB_SMOKE" in p.read_text() and p.name not in ("runtime.py",)]
+    assert readers == [], f"only gan_lib/runtime.py may read GAN_LIB_SMOKE, found it in {readers}"
+
+
+def test_pick_device_order(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device().type == "cpu"
+    assert pick_device("cpu").type == "cpu"
+
+
+def _short_training_run(seed):
+    seed_everything(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.ELU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        x = torch.rand(64, 1)
+        loss = (model(x) - 4.0 + torch.randn(64, 1)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return torch.cat([p.detach().flatten() for p in model.parameters()]), random.random(), np.random.rand()
+
+
+def test_seed_everything_makes_a_cpu_run_repeat_exactly():
+    w1, py1, np1 = _short_training_run(123)
+    w2, py2, np2 = _short_training_run(123)
+    w3, _, _ = _short_training_run(124)
+    assert torch.equal(w1, w2) and py1 == py2 and np1 == np2
+    assert not torch.equal(w1, w3)
+
+
+def test_seed_everything_returns_a_seeded_generator():
+    a = torch.rand(3, generator=seed_everything(7))
+    b = torch.rand(3, generator=seed_everything(7))
+    assert torch.equal(a, b)
+    assert runtime.SMOKE_ENV == "GAN_LIB_SMOKE"

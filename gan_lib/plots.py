@@ -49,20 +49,24 @@ def plot_curves(
 
 
 def plot_density_snapshots(
-    snapshots: Mapping[int, np.ndarray],
+    snapshots: Mapping[int | str, np.ndarray],
     target_pdf: Callable[[np.ndarray], np.ndarray],
     x_range: tuple[float, float],
     bins: int = 60,
     title: str | None = None,
 ):
-    """Histograms of generated 1-D samples at several training steps, each over the target density."""
+    """Histograms of generated 1-D samples, each over the target density.
+
+    Keys are training steps (titled "step N") or any label (e.g. a model's name).
+    """
     xs = np.linspace(*x_range, 400)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), sharey=True, squeeze=False)
-    for ax, (step, samples) in zip(axes[0], snapshots.items()):
+    for ax, (key, samples) in zip(axes[0], snapshots.items()):
         samples = np.asarray(samples).reshape(-1)
         ax.hist(samples, bins=bins, range=x_range, density=True, alpha=0.6, color="tab:orange", label="G(z)")
         ax.plot(xs, target_pdf(xs), "k", lw=1.5, label="target")
-        ax.set_title(f"step {step}: mean {samples.mean():.2f}, std {samples.std():.2f}", fontsize=9)
+        name = f"step {key}" if isinstance(key, int) else str(key)
+        ax.set_title(f"{name}: mean {samples.mean():.2f}, std {samples.std():.2f}", fontsize=9)
         ax.set_xlim(*x_range)
     axes[0][0].legend(fontsize=8)
     if title:

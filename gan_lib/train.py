@@ -1,0 +1,90 @@
+"""The one training loop every lesson from 02 on uses (lesson 01 writes it out by hand first).
+
+    history = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, steps=5000, d_steps=1)
+
+One *step* is ``d_steps`` discriminator updates followed by ``g_steps`` generator updates. The loop
+records a history (losses and the loss's own stats, e.g. mean D(x) and D(G(z)) before and after the D step),
+shows a ``tqdm.auto`` progress bar, and keeps the generator's output on fixed noise every ``sample_every``
+steps, so that the same z can be watched over training.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+
+def infinite(loader: Iterable) -> Iterator:
+    """Cycle through a DataLoader (or any iterable) forever, a fresh pass each time, yielding the images.
+
+    A batch that is a tuple or list (images, labels) yields only its first element.
+    """
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        if empty:
+            raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
+                             "its size with drop_last=True?")
+
+
+def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Callable[[int], torch.Tensor],
+          steps: int, d_steps: int = 1, g_steps: int = 1, fixed_noise: torch.Tensor | None = None,
+          sample_every: int = 0, history: dict | None = None, progress: bool = True,
+          device: torch.device | str = "cpu") -> dict:
+    """Train G and D for ``steps`` steps and return the history dict.
+
+    ``batches`` yields real image batches (use ``infinite(loader)``); ``noise(n)`` returns n latent vectors.
+    ``history`` continues an earlier run's history. ``history["samples"]`` is a list of
+    ``(step, G(fixed_noise))`` on the CPU.
+    """
+    if steps < 0 or d_steps < 1 or g_steps < 1:
+        raise ValueError(f"steps={steps}, d_steps={d_steps}, g_steps={g_steps}: steps must be >= 0 and "
+                         f"the others >= 1.")
+    history = history if history is not None else defaultdict(list)
+    history.setdefault("samples", [])
+    start = history.get("step", 0)
+    bar = tqdm(range(start, start + steps), desc="training", disable=not progress)
+    for step in bar:
+        # 1) discriminator: d_steps updates on fresh real and (detached) fake batches
+        for _ in range(d_steps):
+            real = next(batches).to(device)                                   # (B, ...)
+            with torch.no_grad():
+                fake = G(noise(real.shape[0]).to(device))                     # (B, ...), no graph into G
+            loss_d, stats_d = loss.discriminator_loss(D, real, fake)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        # 2) generator: g_steps updates through the (now fixed) discriminator
+        for _ in range(g_steps):
+            fake = G(noise(real.shape[0]).to(device))                         # (B, ...)
+            loss_g, stats_g = loss.generator_loss(D, fake)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+        history["loss_d"].append(loss_d.item())
+        history["loss_g"].append(loss_g.item())
+        for key, value in {**stats_d, **stats_g}.items():
+            history[key].append(value)
+        history["step"] = step + 1
+        if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
+            history["samples"].append((step + 1, sample(G, fixed_noise)))
+        if progress and (step + 1) % 50 == 0:
+            bar.set_postfix(loss_d=f"{history['loss_d'][-1]:.3f}", loss_g=f"{history['loss_g'][-1]:.3f}")
+    return history
+
+
+@torch.no_grad()
+def sample(G, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in eval mode (dropout and batch-norm statistics frozen), returned on the CPU; G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    try:
+        device = next(G.parameters()).device
+        return G(z.to(device)).cpu()
+    finally:
+        G.train(was_training)

@@ -1,0 +1,92 @@
+"""The shared training loop and the non-saturating loss."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan_lib import seed_everything
+from gan_lib.losses import NonSaturatingLoss
+from gan_lib.train import infinite, sample, train
+
+
+def _toy_setup(seed=0):
+    seed_everything(seed)
+    real = torch.randn(512, 2) * 0.1 + torch.tensor([2.0, -1.0])               # (512, 2)
+    loader = DataLoader(TensorDataset(real), batch_size=64, shuffle=True, drop_last=True)
+    G = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    return G, D, opt_g, opt_d, loader
+
+
+def _noise(n):
+    return torch.randn(n, 2)
+
+
+def test_a_tiny_gan_learns_where_the_data_is():
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    target = torch.tensor([2.0, -1.0])
+    before = (sample(G, _noise(1000)).mean(0) - target).norm()
+    history = train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=400, progress=False)
+    after = (sample(G, _noise(1000)).mean(0) - target).norm()
+    assert after < 0.3 < before, (before, after)
+    assert len(history["loss_d"]) == len(history["D(x)"]) == len(history["D(G(z)) after D step"]) == 400
+    assert all(math.isfinite(v) for v in history["loss_g"])
+
+
+def test_d_steps_and_g_steps_count_updates_and_batches():
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    calls = {"d": 0, "g": 0, "batches": 0}
+    for name, opt in (("d", opt_d), ("g", opt_g)):
+        original = opt.step
+        opt.step = lambda *a, _o=original, _n=name, **k: (calls.__setitem__(_n, calls[_n] + 1), _o(*a, **k))[1]
+
+    def counted(it):
+        for batch in it:
+            calls["batches"] += 1
+            yield batch
+
+    train(G, D, opt_g, opt_d, counted(infinite(loader)), NonSaturatingLoss(), _noise,
+          steps=5, d_steps=3, g_steps=2, progress=False)
+    assert calls == {"d": 15, "g": 10, "batches": 15}
+
+
+def test_fixed_noise_samples_are_kept_and_a_run_can_continue():
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    z = _noise(8)
+    batches = infinite(loader)
+    history = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), _noise, steps=5,
+                    fixed_noise=z, sample_every=2, progress=False)
+    history = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), _noise, steps=4,
+                    fixed_noise=z, sample_every=2, history=history, progress=False)
+    assert [s for s, _ in history["samples"]] == [2, 4, 6, 8]
+    assert history["step"] == 9 and len(history["loss_d"]) == 9
+    assert history["samples"][0][1].shape == (8, 2)
+
+
+def test_label_smoothing_changes_only_the_real_target():
+    identity = nn.Identity()                                   # D(x) = x: the inputs are the logits
+    a_real, a_fake = torch.tensor([[1.5]]), torch.tensor([[-0.5]])
+    loss, stats = NonSaturatingLoss(real_label=0.9).discriminator_loss(identity, a_real, a_fake)
+    s = torch.sigmoid
+    expected = -(0.9 * torch.log(s(a_real)) + 0.1 * torch.log(1 - s(a_real))) - torch.log(1 - s(a_fake))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert stats["D(x)"] == pytest.approx(s(a_real).item())
+    g_loss, _ = NonSaturatingLoss(real_label=0.9).generator_loss(identity, a_fake)
+    assert g_loss.item() == pytest.approx(-torch.log(s(a_fake)).item(), rel=1e-6)   # G's target stays 1
+    with pytest.raises(ValueError, match="real_label=0.3"):
+        NonSaturatingLoss(real_label=0.3)
+
+
+def test_clear_errors_and_sample_restores_mode():
+    with pytest.raises(ValueError, match="yielded no batch"):
+        next(infinite(DataLoader(TensorDataset(torch.zeros(3, 2)), batch_size=4, drop_last=True)))
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    with pytest.raises(ValueError, match="d_steps=0"):
+        train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=1, d_steps=0)
+    G.train()
+    sample(G, _noise(2))
+    assert G.training

@@ -13,6 +13,17 @@ from gan_lib.runtime import SMOKE_ENV
 RESULT_MARK = "GAN_LIB_RESULT "
 
 
+def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600) -> None:
+    """Run ``nb`` in place in a fresh kernel started in the notebook's folder; ``smoke`` None keeps the caller's mode."""
+    from nbclient import NotebookClient
+
+    env = dict(os.environ)
+    if smoke is not None:
+        env[SMOKE_ENV] = "1" if smoke else "0"
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+
+
 def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None,
                  timeout: int = 600, result_name: str = "result") -> dict:
     """Execute the notebook at ``path`` top to bottom and return its ``result`` dict.
@@ -22,7 +33,6 @@ def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None
     Raises ``nbclient`` 's CellExecutionError, naming the cell, when a cell fails.
     """
     import nbformat
-    from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -35,12 +45,7 @@ def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None
     nb.cells.append(nbformat.v4.new_code_cell(
         f"import json as _json\nprint({RESULT_MARK!r} + _json.dumps({result_name}, default=float))"))
 
-    env = dict(os.environ)
-    if smoke is not None:
-        env[SMOKE_ENV] = "1" if smoke else "0"
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env)
+    _execute(nb, path, smoke, timeout)
     for output in nb.cells[-1].get("outputs", []):
         for line in output.get("text", "").splitlines():
             if line.startswith(RESULT_MARK):
@@ -61,16 +66,15 @@ def clean_notebook(path, pin: bool = False) -> None:
 
     With ``pin=True`` the notebook is first run in smoke mode so that pinned cells get fresh outputs.
     """
+    import copy
+
     import nbformat
-    from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     if pin:
-        executed = nbformat.read(path, as_version=4)
-        env = dict(os.environ, **{SMOKE_ENV: "1"})
-        NotebookClient(executed, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
+        executed = copy.deepcopy(nb)
+        _execute(executed, path, smoke=True)
         for cell, ran in zip(nb.cells, executed.cells):
             if is_pinned(cell):
                 cell.outputs, cell.execution_count = ran.outputs, ran.execution_count

@@ -1,7 +1,7 @@
 """GAN losses with one interface, so the shared training loop takes any of them.
 
-A loss object has two methods; each returns ``(loss, stats)`` where ``stats`` holds plain floats for the
-history (e.g. the mean D(x)):
+A loss object has two methods; each returns ``(loss, stats)`` where ``stats`` maps a name to a detached
+0-d tensor for the history (e.g. the mean D(x)); the loop turns the ones it keeps into floats, once per step:
 
     discriminator_loss(D, real, fake)   # fake is already detached
     generator_loss(D, fake)             # gradients flow through D into G
@@ -30,11 +30,11 @@ class NonSaturatingLoss:
         logits_real, logits_fake = D(real), D(fake)                         # (B, 1) each
         loss = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.real_label))
                 + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
-        stats = {"D(x)": torch.sigmoid(logits_real).mean().item(),
-                 "D(G(z)) before D step": torch.sigmoid(logits_fake).mean().item()}
+        stats = {"D(x)": torch.sigmoid(logits_real.detach()).mean(),
+                 "D(G(z)) before D step": torch.sigmoid(logits_fake.detach()).mean()}
         return loss, stats
 
     def generator_loss(self, D, fake):
         logits = D(fake)                                                    # (B, 1)
         loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-        return loss, {"D(G(z)) after D step": torch.sigmoid(logits).mean().item()}
+        return loss, {"D(G(z)) after D step": torch.sigmoid(logits.detach()).mean()}

@@ -66,9 +66,9 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             loss_g.backward()
             opt_g.step()
 
-        history["loss_d"].append(loss_d.item())
-        history["loss_g"].append(loss_g.item())
-        for key, value in {**stats_d, **stats_g}.items():
+        # one device-to-host copy per step (not one per number): the last D and G updates' figures
+        kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
+        for key, value in zip(kept, torch.stack(list(kept.values())).tolist()):
             history[key].append(value)
         history["step"] = step + 1
         if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:

@@ -74,7 +74,7 @@ def test_label_smoothing_changes_only_the_real_target():
     s = torch.sigmoid
     expected = -(0.9 * torch.log(s(a_real)) + 0.1 * torch.log(1 - s(a_real))) - torch.log(1 - s(a_fake))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert stats["D(x)"] == pytest.approx(s(a_real).item())
+    assert stats["D(x)"].item() == pytest.approx(s(a_real).item())
     g_loss, _ = NonSaturatingLoss(real_label=0.9).generator_loss(identity, a_fake)
     assert g_loss.item() == pytest.approx(-torch.log(s(a_fake)).item(), rel=1e-6)   # G's target stays 1
     with pytest.raises(ValueError, match="real_label=0.3"):

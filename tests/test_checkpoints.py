@@ -1,0 +1,271 @@
+"""Checkpoints: exact round trips, safe and clear loading, best/last bookkeeping, and saves that survive SIGKILL."""
+import contextlib
+import os
+import pickle
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gan_lib.checkpoints import (CheckpointError, CheckpointManager, load_checkpoint, restore_training_state,
+                                 rng_state, save_checkpoint, set_rng_state, training_state)
+from gan_lib.losses import NonSaturatingLoss
+from gan_lib.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _models(seed):
+    torch.manual_seed(seed)
+    G = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))   # buffers too
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    extras = {"sched_g": torch.optim.lr_scheduler.StepLR(opt_g, step_size=3, gamma=0.5),
+              "ema": AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.9))}
+    return G, D, opt_g, opt_d, extras
+
+
+def _batches():
+    while True:   # draws from torch's global generator, so resuming must restore it to repeat the run
+        yield torch.randn(32, 2) * 0.1 + torch.tensor([2.0, -1.0])                    # (32, 2)
+
+
+def _run(G, D, opt_g, opt_d, extras, steps, history=None, fixed_noise=None):
+    history = train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), steps,
+                    fixed_noise=fixed_noise, sample_every=2, history=history, progress=False)
+    extras["sched_g"].step()
+    extras["ema"].update_parameters(G)
+    return history
+
+
+def _assert_same(a, b, where="state"):
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_a_resumed_run_is_bit_identical_to_one_that_never_stopped(tmp_path):
+    G, D, opt_g, opt_d, extras = _models(0)
+    z = torch.randn(3, 4)
+    history = _run(G, D, opt_g, opt_d, extras, 4, fixed_noise=z)
+    path = save_checkpoint(tmp_path / "run.pt", training_state(G, D, opt_g, opt_d, history, fixed_noise=z,
+                                                               extras=extras))
+    _run(G, D, opt_g, opt_d, extras, 3, history=history, fixed_noise=z)                # the run that went on
+
+    G2, D2, opt_g2, opt_d2, extras2 = _models(1)                                       # a fresh session
+    resumed = restore_training_state(load_checkpoint(path), G2, D2, opt_g2, opt_d2, extras=extras2)
+    assert resumed["step"] == 4 and torch.equal(resumed["fixed_noise"], z)
+    assert [s for s, _ in resumed["history"]["samples"]] == [2, 4]
+    history2 = _run(G2, D2, opt_g2, opt_d2, extras2, 3, history=resumed["history"], fixed_noise=resumed["fixed_noise"])
+    for a, b in [(G, G2), (D, D2), (opt_g, opt_g2), (opt_d, opt_d2), (extras["ema"], extras2["ema"]),
+                 (extras["sched_g"], extras2["sched_g"])]:
+        _assert_same(a.state_dict(), b.state_dict(), type(a).__name__)
+    assert history2["step"] == history["step"] == 7 and history2["loss_d"] == history["loss_d"]
+    _assert_same(history2["samples"], history["samples"], "samples")
+
+
+def _draw(gen):
+    return (torch.rand(4), torch.randn(3, generator=gen), np.random.rand(3), np.random.randn(), random.random(),
+            random.gauss(0, 1))
+
+
+def test_rng_round_trip_repeats_torch_numpy_and_python(tmp_path):
+    gen = torch.Generator().manual_seed(5)
+    np.random.randn()            # leaves a cached Gaussian in NumPy ...
+    random.gauss(0, 1)           # ... and in Python, which must come back too
+    save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state({"noise": gen})})
+    first = _draw(gen)
+    assert not np.array_equal(_draw(gen)[2], first[2])                                # the streams do move on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                                 # no GPU on either side
+        set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], {"noise": gen})
+    again = _draw(gen)
+    for a, b in zip(first, again):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(KeyError, match=r"\['other'\] are not in the checkpoint"):
+        set_rng_state(rng_state({"noise": gen}), {"other": gen})
+    one_more = torch.cuda.get_rng_state(0) if torch.cuda.is_available() else torch.get_rng_state()
+    from_more_gpus = dict(rng_state(), cuda=rng_state()["cuda"] + [one_more])          # e.g. a GPU run on a CPU
+    with pytest.warns(UserWarning, match=f"holds {torch.cuda.device_count() + 1} GPU random state"):
+        set_rng_state(from_more_gpus)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_not_run(tmp_path):
+    canary = tmp_path / "canary"
+    pickle.loads(pickle.dumps(_Evil(canary)))      # the payload works when unpickled unsafely ...
+    assert canary.exists()
+    marker = tmp_path / "pwned"
+    torch.save({"G": {"w": torch.zeros(2)}, "x": _Evil(marker)}, tmp_path / "evil.pt")
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"x": _Evil(marker)}, protocol=2))
+    for name in ("evil.pt", "evil.pkl"):
+        with pytest.raises(CheckpointError, match=rf"{name} holds pickled Python objects.*refuses to run"):
+            load_checkpoint(tmp_path / name)
+    assert not marker.exists()                     # ... and load_checkpoint never ran it
+
+
+def _one_sentence(message, path):
+    assert str(path) in message and message.endswith(".") and not re.search(r"[.:]\s+[A-Z]", message), message
+
+
+def test_damaged_foreign_and_missing_files_get_one_clear_sentence(tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", {"w": torch.arange(10_000.0)})
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "notes.pt").write_text("step 1000: looks good\n")
+    with zipfile.ZipFile(tmp_path / "photos.pt", "w") as z:
+        z.writestr("face.txt", "not a checkpoint")
+    cases = {"cut.pt": (CheckpointError, "is truncated"), "empty.pt": (CheckpointError, r"is empty \(0 bytes\)"),
+             "notes.pt": (CheckpointError, "is not a PyTorch checkpoint"),
+             "photos.pt": (CheckpointError, "is a zip archive but not a PyTorch checkpoint"),
+             "missing.pt": (FileNotFoundError, "does not exist")}
+    for name, (kind, words) in cases.items():
+        with pytest.raises(kind, match=words) as info:
+            load_checkpoint(tmp_path / name)
+        _one_sentence(str(info.value), tmp_path / name)
+    assert torch.equal(load_checkpoint(good)["w"], torch.arange(10_000.0))
+
+
+def test_saving_refuses_what_weights_only_cannot_load_and_keeps_the_old_file(tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", {"step": 1})
+    for bad, where in [({"history": defaultdict(list)}, r"state\['history'\]"),
+                       ({"fid": [1.0, np.float64(2.0)]}, r"state\['fid'\]\[1\]")]:
+        with pytest.raises(TypeError, match=where + r" is a .*cannot read back"):
+            save_checkpoint(path, bad)
+    assert load_checkpoint(path) == {"step": 1} and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize("mode, values, best_at", [("min", [50.0, 40.0, float("nan"), 45.0], 2),
+                                                   ("max", [0.2, 0.5, float("nan"), 0.3], 2)])
+def test_best_and_last_are_kept_by_the_metric(tmp_path, mode, values, best_at):
+    manager = CheckpointManager(tmp_path, every=10, keep_best_by="score", mode=mode)
+    assert manager.resume() is None and [manager.due(s) for s in (0, 5, 10, 20)] == [False, False, True, True]
+    for step, value in enumerate(values, start=1):
+        written = manager.save({"step": step, "w": torch.full((3,), float(step))}, score=value)
+        assert [p.name for p in written] == ["last.pt", "best.pt"] if step <= best_at else ["last.pt"]
+    assert load_checkpoint(tmp_path / "best.pt")["step"] == best_at
+    assert [load_checkpoint(tmp_path / n)["step"] for n in ("last.pt", "previous.pt")] == [4, 3]
+    restarted = CheckpointManager(tmp_path, keep_best_by="score", mode=mode)          # a new session
+    assert restarted.best() == values[best_at - 1]
+    better = values[best_at - 1] - 1 if mode == "min" else values[best_at - 1] + 1
+    assert [p.name for p in restarted.save({"step": 5}, score=better)] == ["last.pt", "best.pt"]
+    assert restarted.resume()["step"] == 5
+
+
+def test_resume_falls_back_from_a_damaged_last_and_refuses_when_nothing_loads(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_best_by="fid")
+    manager.save({"step": 1}, fid=10.0)                       # best.pt holds step 1
+    manager.save({"step": 2}, fid=20.0)
+    manager.save({"step": 3}, fid=30.0)                       # previous.pt holds step 2
+    (tmp_path / "last.pt").write_bytes((tmp_path / "last.pt").read_bytes()[:100])
+    (tmp_path / ".last.pt.abc.tmp").write_bytes(b"half a save")
+    with pytest.warns(UserWarning) as caught:
+        assert manager.resume()["step"] == 2
+    messages = [str(w.message) for w in caught]
+    assert any("removed 1 unfinished temporary file" in m for m in messages), messages
+    assert any(re.search(r"previous.pt \(step 2\) because .*last.pt is truncated", m) for m in messages), messages
+    assert not (tmp_path / ".last.pt.abc.tmp").exists() and (tmp_path / "last.damaged.pt").exists()
+    assert load_checkpoint(manager.save({"step": 3})[0])["step"] == 3                  # previous.pt is not clobbered
+    assert load_checkpoint(tmp_path / "previous.pt")["step"] == 2
+    for name in CheckpointManager.NAMES:
+        (tmp_path / name).write_text("garbage")
+    with pytest.raises(CheckpointError, match="no checkpoint in .* loads"):
+        manager.resume()
+
+
+def test_resume_picks_the_newer_of_previous_and_best(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_best_by="afd", mode="max")
+    for step, afd in enumerate([0.1, 0.2, 0.3], start=1):                              # every save is the best
+        manager.save({"step": step}, afd=afd)
+    (tmp_path / "last.pt").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"best.pt \(step 3\) because .*last.pt is empty"):
+        assert manager.resume()["step"] == 3
+
+
+CHILD = r"""
+import os, sys, time, torch
+from gan_lib.checkpoints import save_checkpoint
+torch.set_num_threads(1)
+path, n = sys.argv[1], int(sys.argv[2])
+data = torch.empty(n, dtype=torch.int32)
+def version(i):
+    return {"counter": i, "data": data.fill_(i), "tail": i}
+start = time.perf_counter()
+save_checkpoint(path, version(0))
+print("ready", time.perf_counter() - start, flush=True)
+for round_ in range(1, 100):
+    if not sys.stdin.readline():
+        break
+    pid = os.fork()
+    if pid == 0:                                  # the writer the test kills: saves back to back, for 20 s at most
+        deadline, i = time.monotonic() + 20, round_ * 1000
+        while time.monotonic() < deadline:
+            i += 1
+            save_checkpoint(path, version(i))
+        os._exit(0)
+    print(pid, flush=True)
+    print("dead", os.waitpid(pid, 0)[1], flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks writer processes after importing torch")
+def test_sigkill_in_the_middle_of_saving_never_leaves_a_broken_checkpoint(tmp_path):
+    """A helper process imports torch once, then forks a writer per round that saves a 20 MB checkpoint to the
+    same path back to back; the test SIGKILLs each writer at a random moment and loads what is left."""
+    path, n, kills = tmp_path / "last.pt", 5_000_000, 6
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(n)], cwd=ROOT, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        save_s = float(child.stdout.readline().split()[1])
+        seen, delays = 0, []
+        for _ in range(kills):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            writer = int(child.stdout.readline())
+            delays.append(random.uniform(0.2, 2.5) * save_s)
+            time.sleep(delays[-1])
+            os.kill(writer, signal.SIGKILL)
+            assert child.stdout.readline().split() == ["dead", str(signal.SIGKILL)], delays
+            interrupted = len(list(tmp_path.glob(".last.pt.*.tmp")))      # one per kill inside a save so far
+            state = load_checkpoint(path)
+            counter = state["counter"]
+            assert state["tail"] == counter >= seen and state["data"].shape == (n,), delays
+            assert bool((state["data"] == counter).all()), f"a mix of versions at counter {counter}, {delays}"
+            seen = counter
+        assert interrupted >= 1, f"no kill landed inside a save (delays {delays}): the test proved nothing"
+        with pytest.warns(UserWarning, match=f"removed {interrupted} unfinished"):
+            assert CheckpointManager(tmp_path).resume()["counter"] == seen
+        assert [p.name for p in tmp_path.iterdir()] == ["last.pt"], "the manager cleans what killed saves left"
+    finally:
+        child.kill()
+        child.wait()

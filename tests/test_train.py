@@ -90,3 +90,27 @@ def test_clear_errors_and_sample_restores_mode():
     G.train()
     sample(G, _noise(2))
     assert G.training
+
+
+def test_optional_parts_clip_record_hook_and_checkpoint(tmp_path):
+    from gan_lib.checkpoints import CheckpointManager, load_checkpoint
+
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    clipped = []
+
+    class ClippingLoss(NonSaturatingLoss):
+        def after_discriminator_step(self, D):
+            for p in D.parameters():
+                p.data.clamp_(-0.05, 0.05)
+            clipped.append(True)
+
+    seen = []
+    manager = CheckpointManager(tmp_path / "ckpt", every=4)
+    history = train(G, D, opt_g, opt_d, infinite(loader), ClippingLoss(), _noise, steps=6, d_steps=2,
+                    grad_clip=0.5, record_grad_norms=True, checkpoints=manager,
+                    on_step=lambda step, h: seen.append(step), progress=False)
+    assert len(clipped) == 12 and all(p.abs().max() <= 0.05 for p in D.parameters())
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert len(history["grad_norms_d"]) == 6 and all(len(n) == 2 and min(n) > 0 for n in history["grad_norms_d"])
+    state = load_checkpoint(tmp_path / "ckpt" / "last.pt")
+    assert state["step"] == 6

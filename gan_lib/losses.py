@@ -5,8 +5,11 @@ A loss object has two methods; each returns ``(loss, stats)`` where ``stats`` ma
 
     discriminator_loss(D, real, fake)   # fake is already detached
     generator_loss(D, fake)             # gradients flow through D into G
+    after_discriminator_step(D)         # optional, called after every D update (weight clipping)
 
-Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged.
+Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged. Lesson 04 adds the
+Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss;
+``make_loss("wgan-gp")`` picks one by name.
 """
 from __future__ import annotations
 
@@ -38,3 +41,107 @@ class NonSaturatingLoss:
         logits = D(fake)                                                    # (B, 1)
         loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         return loss, {"D(G(z)) after D step": torch.sigmoid(logits.detach()).mean()}
+
+
+class WassersteinLoss:
+    """WGAN (Arjovsky et al., 2017): the critic minimises E f(G(z)) - E f(x) (maximises the gap); G: -E f(G(z)).
+
+    With f 1-Lipschitz the best gap is the Wasserstein-1 distance, recorded as ``"W estimate"``. ``clip=0.01``
+    enforces (a crude form of) the constraint by clamping every critic parameter to [-clip, clip] after each
+    update, as in the original paper; ``clip=None`` leaves the critic alone (use a gradient penalty instead).
+    """
+
+    def __init__(self, clip: float | None = None):
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip={clip} must be a positive number (the paper uses 0.01) or None for no clipping.")
+        self.clip = clip
+
+    def discriminator_loss(self, D, real, fake):
+        f_real, f_fake = D(real).mean(), D(fake).mean()                     # D gives (B, 1); 0-d each
+        stats = {"W estimate": (f_real - f_fake).detach(), "f(x)": f_real.detach(), "f(G(z))": f_fake.detach()}
+        return f_fake - f_real, stats
+
+    def generator_loss(self, D, fake):
+        f_fake = D(fake).mean()                                             # D gives (B, 1)
+        return -f_fake, {"f(G(z)) after D step": f_fake.detach()}
+
+    @torch.no_grad()
+    def after_discriminator_step(self, D):
+        """Clamp every parameter of D to [-clip, clip] in place (nothing when ``clip`` is None)."""
+        if self.clip is not None:
+            for p in D.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+
+def _check_norm(norm):
+    if norm not in (1, 2):
+        raise ValueError(f"norm={norm} is not supported: use 2 (the paper) or 1 (to reproduce the HW6 write-up).")
+
+
+def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None):
+    """(penalty, norms): penalty = mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1).
+
+    ``norms`` (B,) are the per-sample gradient norms over all non-batch dimensions. The gradient is built with
+    ``create_graph=True``, so ``penalty.backward()`` reaches D's parameters. Pass ``eps`` (shape (B, 1, 1, 1)
+    for images) to fix the interpolation, e.g. in a test.
+
+    Why the 2-norm: W is defined with the Euclidean distance between images, and the optimal critic is
+    1-Lipschitz for it, with gradient norm exactly 1 along lines between coupled real and fake points
+    (Gulrajani et al., 2017). ``norm=1`` only reproduces a popular HW6 write-up: the 1-norm of a d-dimensional
+    gradient is up to sqrt(d) times its 2-norm (~90x for a spread-out one on 3x64x64 = 12,288 pixels), so pulling
+    it to 1 asks for a critic ~90x flatter than W needs (it is the Lipschitz bound for the max-pixel distance).
+
+    Mixed precision: the gradient here must be the *unscaled* one. It is taken of D(x̂).sum() as given, never
+    of a GradScaler-scaled loss, and in the dtype D returns; the caller scales the total loss afterwards.
+    """
+    _check_norm(norm)
+    if eps is None:
+        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, C, H, W)
+    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    norms = torch.linalg.vector_norm(grad.flatten(1), ord=norm, dim=1)     # (B,)
+    return ((norms - 1) ** 2).mean(), norms
+
+
+class WassersteinGPLoss(WassersteinLoss):
+    """WGAN-GP (Gulrajani et al., 2017): critic loss E f(G(z)) - E f(x) + gp_weight * gradient_penalty; G as WGAN.
+
+    The stats add ``"gradient penalty"`` (before the weight) and ``"grad norm at x̂"`` (its mean, ideally ~1).
+    The penalty is per sample, so the critic should not use batch norm (layer/instance norm or none).
+    """
+
+    def __init__(self, gp_weight: float = 10.0, norm: int = 2):
+        super().__init__(clip=None)
+        if not gp_weight >= 0:
+            raise ValueError(f"gp_weight={gp_weight} must be >= 0 (the paper uses 10).")
+        _check_norm(norm)
+        self.gp_weight, self.norm = gp_weight, norm
+
+    def discriminator_loss(self, D, real, fake):
+        loss, stats = super().discriminator_loss(D, real, fake)
+        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm)
+        stats.update({"gradient penalty": penalty.detach(), "grad norm at x̂": norms.detach().mean()})
+        return loss + self.gp_weight * penalty, stats
+
+
+class HingeLoss:
+    """Hinge loss (SAGAN, BigGAN): D minimises E relu(1 - f(x)) + E relu(1 + f(G(z))); G minimises -E f(G(z))."""
+
+    generator_loss = WassersteinLoss.generator_loss
+
+    def discriminator_loss(self, D, real, fake):
+        scores_real, scores_fake = D(real), D(fake)                         # (B, 1) each
+        loss = F.relu(1 - scores_real).mean() + F.relu(1 + scores_fake).mean()
+        return loss, {"f(x)": scores_real.detach().mean(), "f(G(z))": scores_fake.detach().mean()}
+
+
+LOSSES = {"bce": NonSaturatingLoss, "wgan": WassersteinLoss, "wgan-gp": WassersteinGPLoss, "hinge": HingeLoss}
+
+
+def make_loss(name: str, **kw):
+    """The loss called ``name`` ("bce", "wgan" with clip=0.01 unless given, "wgan-gp", "hinge"), built with ``kw``."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(map(repr, LOSSES))}.")
+    if name == "wgan":
+        kw.setdefault("clip", 0.01)
+    return LOSSES[name](**kw)

@@ -1,0 +1,216 @@
+"""Model factories: one per family. Each returns plain ``nn.Module`` s a student can print and read.
+
+    G, D = mlp_gan(latent_dim=100)                  # lesson 02: MNIST, 28x28
+    G, D = dcgan(image_size=64, latent_dim=100)     # lessons 03-04: anime faces, 64 or 96 px
+
+Every discriminator returns *logits* (no sigmoid): the losses apply ``BCEWithLogits`` (numerically stable,
+and safe under mixed precision), and the Wasserstein critic of lesson 04 needs the raw score anyway.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def uniform_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z ~ Uniform(-1, 1)^latent_dim, shape (n, latent_dim): the noise of the original GAN paper's MNIST model."""
+    return torch.rand(n, latent_dim, generator=generator) * 2 - 1
+
+
+def gaussian_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z ~ N(0, I), shape (n, latent_dim, 1, 1): the DCGAN convention (a 1x1 'image' with latent_dim channels)."""
+    return torch.randn(n, latent_dim, 1, 1, generator=generator)
+
+
+# ---------------------------------------------------------------------------------------------- MLP (lesson 02)
+
+class MLPGenerator(nn.Module):
+    """z (B, latent_dim) -> image (B, *image_shape) in [-1, 1] through fully connected layers."""
+
+    def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512, 1024),
+                 image_shape: tuple[int, ...] = (1, 28, 28), dropout: float = 0.0, batchnorm: bool = True):
+        super().__init__()
+        self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
+        layers, width = [], latent_dim
+        for i, h in enumerate(hidden):                     # (B, width) -> (B, h)
+            layers.append(nn.Linear(width, h))
+            if batchnorm and i > 0:                        # not on the first layer, as in DCGAN
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.LeakyReLU(0.2))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]   # (B, 784), in [-1, 1]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.flatten(1)).view(-1, *self.image_shape)         # (B, 1, 28, 28)
+
+
+class MLPDiscriminator(nn.Module):
+    """image (B, *image_shape) -> one logit (B, 1); dropout after every hidden layer keeps D from memorising."""
+
+    def __init__(self, hidden: tuple[int, ...] = (1024, 512, 256), image_shape: tuple[int, ...] = (1, 28, 28),
+                 dropout: float = 0.3):
+        super().__init__()
+        layers, width = [], math.prod(image_shape)
+        for h in hidden:                                   # (B, width) -> (B, h)
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, 1))                 # (B, 1) logit
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))                      # (B, 784) -> (B, 1)
+
+
+def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256),
+            image_shape=(1, 28, 28), g_dropout: float = 0.0, d_dropout: float = 0.3, g_batchnorm: bool = True):
+    """The lesson-02 pair (G, D) for MNIST-sized images; ``*_dropout=0`` turns dropout off."""
+    return (MLPGenerator(latent_dim, tuple(g_hidden), image_shape, g_dropout, g_batchnorm),
+            MLPDiscriminator(tuple(d_hidden), image_shape, d_dropout))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)
+
+# The one layer that differs between the sizes: (kernel, stride, padding) between 32x32 and the image.
+# 64 px is the PyTorch DCGAN tutorial (4, 2, 1); 96 px is the pytorch-book anime model (5, 3, 1): 32 <-> 96.
+_EDGE_LAYER = {64: (4, 2, 1), 96: (5, 3, 1)}
+
+
+def _edge_layer(image_size: int) -> tuple[int, int, int]:
+    if image_size not in _EDGE_LAYER:
+        raise ValueError(f"image_size={image_size!r} is not supported: use 64 or 96.")
+    return _EDGE_LAYER[image_size]
+
+
+def _norm(kind: str | None, channels: int) -> list[nn.Module]:
+    """The normalisation layer after a conv, as a list (empty for ``None``) so it can be spliced in."""
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "instance":                                 # per sample and channel, over H, W
+        return [nn.InstanceNorm2d(channels, affine=True)]
+    if kind == "layer":                                    # per sample, over C, H, W (LayerNorm for images)
+        return [nn.GroupNorm(1, channels)]
+    if kind is None:
+        return []
+    raise ValueError(f"d_norm={kind!r} is not known: use 'batch', 'instance', 'layer' or None.")
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's init, for ``model.apply(dcgan_init)``: weights ~ N(0, 0.02) for convs and linears,
+    N(1, 0.02) for norm layers, biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+
+
+def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
+    """(B, latent_dim) or (B, latent_dim, 1, 1) -> (B, latent_dim, 1, 1)."""
+    if z.dim() not in (2, 4) or math.prod(z.shape[1:]) != latent_dim:
+        raise ValueError(f"latent input of shape {tuple(z.shape)} does not fit: pass (B, {latent_dim}) or "
+                         f"(B, {latent_dim}, 1, 1), e.g. gaussian_noise(B, {latent_dim}).")
+    return z.reshape(len(z), latent_dim, 1, 1)
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96.
+
+    Transposed convs double the map 4 -> 8 -> 16 -> 32 while the width halves 8w -> 4w -> 2w -> w; the last
+    layer goes to the image size. BatchNorm + ReLU after every layer but the last, Tanh out.
+    """
+
+    def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64, channels: int = 3):
+        super().__init__()
+        self.latent_dim = latent_dim
+        kernel, stride, padding = _edge_layer(image_size)
+        widths = [8 * width, 4 * width, 2 * width, width]
+        layers = [nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),     # (B, 512, 4, 4)
+                  nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        for c_in, c_out in zip(widths, widths[1:]):        # (B, 256, 8, 8) -> (B, 128, 16, 16) -> (B, 64, 32, 32)
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers += [nn.ConvTranspose2d(width, channels, kernel, stride, padding, bias=False),  # (B, 3, 64, 64)
+                   nn.Tanh()]                              # or (B, 3, 96, 96), in [-1, 1]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(_as_latent(z, self.latent_dim))   # (B, 3, S, S)
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (B, channels, S, S) -> one logit (B, 1); with ``norm`` other than "batch" it is a WGAN-GP critic.
+
+    The mirror of the generator: the first conv brings the image to 32x32, then strided convs halve the map
+    32 -> 16 -> 8 -> 4 while the width doubles w -> 2w -> 4w -> 8w; LeakyReLU(0.2) throughout, a norm layer
+    after every conv but the first and the last.
+    """
+
+    def __init__(self, image_size: int = 64, width: int = 64, channels: int = 3, norm: str | None = "batch"):
+        super().__init__()
+        kernel, stride, padding = _edge_layer(image_size)
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        layers = [nn.Conv2d(channels, width, kernel, stride, padding, bias=False),    # (B, 64, 32, 32)
+                  nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(widths, widths[1:]):        # (B, 128, 16, 16) -> (B, 256, 8, 8) -> (B, 512, 4, 4)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm is None), *_norm(norm, c_out),
+                       nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))                  # (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten(1)                      # (B, 1, 1, 1) -> (B, 1) logits, no sigmoid
+
+
+def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64, channels: int = 3,
+          d_norm: str | None = "batch") -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    """The lesson-03/04 pair (G, D) for 64 or 96 px images, initialised with ``dcgan_init``.
+
+    ``d_norm`` picks D's normalisation: "batch" (DCGAN), or "instance", "layer" or None for a WGAN-GP
+    critic, whose gradient penalty is computed per sample and so must not mix samples through BatchNorm.
+    """
+    G = DCGANGenerator(image_size, latent_dim, g_width, channels)
+    D = DCGANDiscriminator(image_size, d_width, channels, d_norm)
+    G.apply(dcgan_init)
+    D.apply(dcgan_init)
+    return G, D
+
+
+def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.Sequential, nn.Sequential]:
+    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to a 4x4 map, then
+    transposed convs, and no BatchNorm anywhere. It trains, but worse and less stably than ``dcgan``.
+
+    G accepts (B, latent_dim) or (B, latent_dim, 1, 1) and carries ``.latent_dim``; D returns logits (B, 1).
+    """
+    kernel, stride, padding = _edge_layer(image_size)
+    G = nn.Sequential(
+        nn.Flatten(),                                              # (B, 100)
+        nn.Linear(latent_dim, 256 * 4 * 4), nn.ReLU(),             # (B, 4096)
+        nn.Unflatten(1, (256, 4, 4)),                              # (B, 256, 4, 4)
+        nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.ReLU(),          # (B, 128, 8, 8)
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),           # (B, 64, 16, 16)
+        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),            # (B, 32, 32, 32)
+        nn.ConvTranspose2d(32, 3, kernel, stride, padding),        # (B, 3, 64, 64) or (B, 3, 96, 96)
+        nn.Tanh())
+    G.latent_dim = latent_dim
+    D = nn.Sequential(
+        nn.Conv2d(3, 32, kernel, stride, padding), nn.LeakyReLU(0.2),  # (B, 32, 32, 32)
+        nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2),             # (B, 64, 16, 16)
+        nn.Conv2d(64, 128, 4, 2, 1), nn.LeakyReLU(0.2),            # (B, 128, 8, 8)
+        nn.Conv2d(128, 256, 4, 2, 1), nn.LeakyReLU(0.2),           # (B, 256, 4, 4)
+        nn.Flatten(),                                              # (B, 4096)
+        nn.Linear(256 * 4 * 4, 1))                                 # (B, 1) logit
+    G.apply(dcgan_init)
+    D.apply(dcgan_init)
+    return G, D

@@ -19,6 +19,10 @@ from gan_lib.synthetic_faces import cartoon_faces
 
 LOOKED_FOR = "every file PIL can open, whatever its extension (.jpg, .png, .webp, .bmp, .gif, .tif, ...)"
 ARCHIVES = (".zip", ".tar", ".tgz", ".gz")
+# Folders that already hold faces on the machines the kit runs on, tried before any download: Kaggle's attached
+# data set, and the course server's (and CI's) shared copy beside the repository.
+KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"),
+                      Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64")
 
 
 def _say(err: Exception) -> str:
@@ -213,13 +217,17 @@ def load_faces(path: str | Path | None = None, size: int = 64, cache: bool = Tru
     """Anime faces for lesson 03 as a Dataset of (3, size, size) in [-1, 1], and a line naming the source.
 
     Sources in order: ``path`` (your folder; if it is unusable, that error is raised, with no fallback);
-    then, when ``allow_download`` and the network answers, Kaggle's ``splcher/animefacedataset`` through
+    then a folder of ``KNOWN_FACE_FOLDERS`` that exists (Kaggle's attached copy, the course's shared copy); then, when ``allow_download`` and the network answers, Kaggle's ``splcher/animefacedataset`` through
     ``kagglehub`` and the NTU HW6 faces (``gdown`` or a plain URL) into ``download_to`` (default ``data``);
     otherwise ``fallback_n`` synthetic cartoon faces. ``limit`` keeps the first ``limit`` images (smoke mode).
     """
     if path is not None:
         ds = FaceFolder(path, size, cache, limit=limit)
         return ds, f"your folder: {ds.source}"
+    for known in KNOWN_FACE_FOLDERS:
+        if known.is_dir():
+            ds = FaceFolder(known, size, cache, limit=limit)
+            return ds, f"found on this machine: {ds.source}"
     reasons = []
     if not allow_download:
         reasons.append("downloads are off (allow_download=False)")

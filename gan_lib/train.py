@@ -10,9 +10,11 @@ steps, so that the same z can be watched over training.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
+from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from gan_lib.checkpoints import training_state
@@ -37,7 +39,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
           steps: int, d_steps: int = 1, g_steps: int = 1, fixed_noise: torch.Tensor | None = None,
           sample_every: int = 0, history: dict | None = None, progress: bool = True,
           device: torch.device | str = "cpu", grad_clip: float | None = None, record_grad_norms: bool = False,
-          checkpoints=None, extras: dict | None = None, on_step: Callable[[int, dict], None] | None = None) -> dict:
+          checkpoints=None, extras: dict | None = None, on_step: Callable[[int, dict], None] | None = None,
+          sample_dir: str | Path | None = None) -> dict:
     """Train G and D for ``steps`` steps and return the history dict.
 
     ``batches`` yields real image batches (use ``infinite(loader)``); ``noise(n)`` returns n latent vectors.
@@ -50,6 +53,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                              ``history["grad_norms_d"]`` (lesson 04's study);
       ``checkpoints``        a ``CheckpointManager``: saves G, D, both optimisers, ``extras`` (schedulers,
                              an EMA model), the history and the random state when due and at the end;
+      ``sample_dir``         also write each fixed-noise grid there as ``step_000500.png`` (torchvision's save_image);
       ``on_step(step, history)`` is called after every step (a scheduler, an EMA update, a live plot).
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
     """
@@ -96,6 +100,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             history["grad_norms_d"].append(norms_d)
         if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
             history["samples"].append((step + 1, sample(G, fixed_noise)))
+            if sample_dir is not None:
+                Path(sample_dir).mkdir(parents=True, exist_ok=True)
+                save_image(history["samples"][-1][1], Path(sample_dir) / f"step_{step + 1:06d}.png",
+                           nrow=int(len(fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
         if on_step is not None:
             on_step(step + 1, history)
         if checkpoints is not None and (checkpoints.due(step + 1) or step + 1 == start + steps):

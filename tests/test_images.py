@@ -213,6 +213,20 @@ def test_real_faces_when_present():
 
 
 # ---- load_faces: the order of sources --------------------------------------------------------------------
+@pytest.fixture
+def no_known_folders(monkeypatch):
+    """Pretend this machine has no shared or Kaggle face folder, so the download/fallback order shows."""
+    monkeypatch.setattr(images, "KNOWN_FACE_FOLDERS", ())
+
+
+def test_a_known_folder_is_used_before_any_download(tmp_path, monkeypatch):
+    write_cartoon_faces(tmp_path / "faces", 5, size=16)
+    monkeypatch.setattr(images, "KNOWN_FACE_FOLDERS", (tmp_path / "missing", tmp_path / "faces"))
+    monkeypatch.setattr(downloads, "network_reachable", lambda *a, **k: pytest.fail("must not try the network"))
+    ds, source = load_faces(size=16)
+    assert len(ds) == 5 and "found on this machine" in source and "faces" in source
+
+
 def test_unusable_path_is_raised_not_replaced(tmp_path):
     with pytest.raises(FileNotFoundError, match="no readable image"):
         load_faces(tmp_path, allow_download=True)
@@ -220,14 +234,14 @@ def test_unusable_path_is_raised_not_replaced(tmp_path):
 
 @pytest.mark.parametrize("allow, reachable, why", [(False, True, "allow_download=False"),
                                                  (True, False, "no network")])
-def test_offline_fallback_is_synthetic_and_says_why(monkeypatch, allow, reachable, why):
+def test_offline_fallback_is_synthetic_and_says_why(no_known_folders, monkeypatch, allow, reachable, why):
     monkeypatch.setattr(downloads, "network_reachable", lambda *a, **k: reachable)
     ds, source = load_faces(size=32, limit=10, allow_download=allow, fallback_n=50)
     assert len(ds) == 10 and ds[0].shape == (3, 32, 32)
     assert source.startswith("offline fallback: 10 synthetic cartoon faces") and why in source
 
 
-def test_hw6_archive_is_used_when_kaggle_is_missing(tmp_path, monkeypatch):
+def test_hw6_archive_is_used_when_kaggle_is_missing(no_known_folders, tmp_path, monkeypatch):
     import sys
     _faces(tmp_path / "zipme" / "faces", 3, ext="jpg")
     archive = shutil.make_archive(str(tmp_path / "faces"), "zip", tmp_path / "zipme")

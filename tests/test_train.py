@@ -109,8 +109,23 @@ def test_optional_parts_clip_record_hook_and_checkpoint(tmp_path):
     history = train(G, D, opt_g, opt_d, infinite(loader), ClippingLoss(), _noise, steps=6, d_steps=2,
                     grad_clip=0.5, record_grad_norms=True, checkpoints=manager,
                     on_step=lambda step, h: seen.append(step), progress=False)
+    assert not (tmp_path / "grids").exists()  # no fixed noise given: nothing to save
     assert len(clipped) == 12 and all(p.abs().max() <= 0.05 for p in D.parameters())
     assert seen == [1, 2, 3, 4, 5, 6]
     assert len(history["grad_norms_d"]) == 6 and all(len(n) == 2 and min(n) > 0 for n in history["grad_norms_d"])
     state = load_checkpoint(tmp_path / "ckpt" / "last.pt")
     assert state["step"] == 6
+
+
+def test_fixed_noise_grids_are_kept_and_saved(tmp_path):
+    seed_everything(0)
+    G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    D = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+    real = torch.rand(64, 3, 8, 8) * 2 - 1
+    loader = DataLoader(TensorDataset(real), batch_size=16, shuffle=True, drop_last=True)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=1e-3) for m in (G, D))
+    history = train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), lambda n: torch.randn(n, 4),
+                    steps=4, fixed_noise=torch.randn(4, 4), sample_every=2, sample_dir=tmp_path / "grids",
+                    progress=False)
+    assert [s for s, _ in history["samples"]] == [2, 4] and history["samples"][0][1].shape == (4, 3, 8, 8)
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["step_000002.png", "step_000004.png"]

@@ -1,0 +1,195 @@
+"""Using a trained generator: seeded faces, the best of a pool, walks through latent space, training films.
+
+    faces = sample_seeded(G, 16, seed=7)                    # the same 16 faces every time
+    best, scores = sample_top_k(G, D, k=64)                 # D picks the 64 best of 256
+    latent_explorer(G, static=not widgets_available())      # sliders in Jupyter/Colab/Kaggle, a grid elsewhere
+    animate_samples(history["samples"], path="training.gif")
+
+Seed s always means the latent ``gaussian_noise(n, latent_dim, torch.Generator().manual_seed(s))``, drawn on
+the CPU, so a seed names the same faces on any device and the global random state is left untouched.
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import torch
+from PIL import Image
+
+from gan_lib.models import gaussian_noise
+from gan_lib.plots import _to_grid, show_images
+from gan_lib.train import sample
+
+
+def _latent_dim(G, latent_dim: int | None = None) -> int:
+    latent_dim = getattr(G, "latent_dim", None) if latent_dim is None else latent_dim
+    if latent_dim is None:
+        raise ValueError("G has no .latent_dim attribute: pass latent_dim=..., e.g. latent_dim=100.")
+    return latent_dim
+
+
+def seeded_noise(n: int, seed: int, latent_dim: int) -> torch.Tensor:
+    """n latents z ~ N(0, I) of shape (n, latent_dim, 1, 1) from their own generator seeded with ``seed``."""
+    return gaussian_noise(n, latent_dim, torch.Generator().manual_seed(seed))
+
+
+def sample_seeded(G, n: int, seed: int, latent_dim: int | None = None, batch_size: int = 256) -> torch.Tensor:
+    """n images (n, C, H, W) in [-1, 1] from ``seeded_noise(n, seed, ...)``: the same seed gives the same faces.
+
+    ``latent_dim`` defaults to ``G.latent_dim``; G runs in eval mode, ``batch_size`` latents at a time.
+    """
+    z = seeded_noise(n, seed, _latent_dim(G, latent_dim))                       # (n, L, 1, 1)
+    return torch.cat([sample(G, chunk) for chunk in z.split(batch_size)])     # (n, C, H, W) on the CPU
+
+
+@torch.no_grad()
+def _scores(D, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """D's logit for each image, (B,), in eval mode and batches, on the CPU; D's mode is restored."""
+    was_training, device = D.training, next(D.parameters()).device
+    D.eval()
+    try:
+        return torch.cat([D(chunk.to(device)).flatten().cpu() for chunk in images.split(batch_size)])
+    finally:
+        D.train(was_training)
+
+
+def sample_top_k(G, D, k: int, pool: int | None = None, seed: int = 0, batch_size: int = 256):
+    """The k images that D scores highest out of a pool of ``pool`` (default 4k) seeded samples, best first.
+
+    Returns ``(images (k, C, H, W), scores (k,))``, scores being D's logits. The pool is exactly
+    ``sample_seeded(G, pool, seed)``. This is the pytorch-book trick for a nicer-looking grid: it trades
+    diversity for quality (D prefers the faces it finds most typical, so rarer looks get filtered out), and so a
+    top-k grid says little about what G produces on average: use plain samples for FID and the like.
+    """
+    pool = 4 * k if pool is None else pool
+    if not 1 <= k <= pool:
+        raise ValueError(f"k={k}, pool={pool}: choose 1 <= k <= pool, e.g. pool=4*k.")
+    images = sample_seeded(G, pool, seed, batch_size=batch_size)                  # (pool, C, H, W)
+    scores = _scores(D, images, batch_size)                                       # (pool,)
+    best = scores.topk(k).indices                                                 # (k,), highest first
+    return images[best], scores[best]
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation from z0 (t=0) to z1 (t=1) along the great circle between them.
+
+    A 1-D tensor is one vector; otherwise the first dimension counts vectors, each flattened, e.g.
+    (B, latent_dim, 1, 1). Where two vectors are (anti)parallel the angle is ~0 (or ~pi) and the arc is not
+    defined, so those fall back to linear interpolation. The result has the shape of z0.
+    """
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} differ: pass latents of one shape.")
+    a, b = (z.reshape(1, -1) if z0.dim() == 1 else z.flatten(1) for z in (z0, z1))   # (B, D)
+    cos = (a * b).sum(1, keepdim=True) / (a.norm(dim=1, keepdim=True) * b.norm(dim=1, keepdim=True))
+    omega = cos.clamp(-1, 1).nan_to_num(1.0).acos()                               # (B, 1), angle
+    sin = omega.sin()
+    arc = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin.clamp_min(1e-6)
+    return torch.where(sin < 1e-4, (1 - t) * a + t * b, arc).reshape(z0.shape)      # lerp where no arc
+
+
+def interpolation_grid(G, n_rows: int = 4, n_steps: int = 8, seed: int = 0) -> torch.Tensor:
+    """Images (n_rows * n_steps, C, H, W): row i walks by ``slerp`` from one seeded face to another.
+
+    Why slerp and not a straight line: in high dimensions a Gaussian latent has norm ~ sqrt(latent_dim), so
+    the latents G trained on live near a sphere; the midpoint of a straight line between two of them is
+    shorter by ~1/sqrt(2), an atypical z that G rarely saw, and the middle faces come out washed out.
+    """
+    z = seeded_noise(2 * n_rows, seed, _latent_dim(G))                            # (2R, L, 1, 1)
+    steps = [slerp(z[:n_rows], z[n_rows:], t) for t in torch.linspace(0, 1, n_steps).tolist()]
+    return sample(G, torch.stack(steps, 1).flatten(0, 1))                         # (R*S, C, H, W)
+
+
+def widgets_available() -> bool:
+    """True when interactive widgets can be shown: ipywidgets imports *and* a Jupyter kernel is running.
+
+    The rule: ``IPython.get_ipython()`` must return a shell that has a ``kernel`` attribute (Jupyter, Colab,
+    Kaggle, nbclient/nbval). A plain Python process or terminal IPython has none, so it gets False. A headless
+    nbclient/nbval run does have a kernel but no browser: the widgets are built and never drawn, which is
+    harmless (nothing waits for a frontend); smoke tests that want a picture should pass ``static=True``.
+    """
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _png(image: torch.Tensor, size: int) -> bytes:
+    """One (C, H, W) image in [-1, 1] -> PNG bytes, scaled to ``size`` px with nearest-neighbour pixels."""
+    from torchvision.transforms.functional import to_pil_image
+
+    pil = to_pil_image(image.add(1).div(2).clamp(0, 1))
+    buffer = io.BytesIO()
+    pil.resize((size, size * pil.height // pil.width), Image.Resampling.NEAREST).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None, size: int = 256):
+    """Sliders for seed A (start face), seed B (end face) and t in [0, 1]; shows slerp(z_A, z_B, t) large.
+
+    Returns the ipywidgets box (PNG images, which render on Jupyter, Colab and Kaggle). With ``static=True``,
+    or when ipywidgets is not installed, it returns instead a Figure of ``interpolation_grid(G, 4, n_steps)``;
+    ``static=None`` asks ``widgets_available()``.
+    """
+    if static is None:
+        static = not widgets_available()
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        static = True
+    if static:
+        rows = min(4, n_steps)                                                    # show_images shows n_steps**2
+        fig = show_images(interpolation_grid(G, rows, n_steps), nrow=n_steps,
+                          title=f"slerp between seeded faces, {n_steps} steps a row")
+        fig.set_size_inches(1.0 * n_steps, 1.0 * rows + 0.4)                     # fit the grid, not a square
+        fig.tight_layout()
+        return fig
+    latent_dim = _latent_dim(G)
+    seed_a = widgets.IntSlider(value=0, min=0, max=seed_max, description="seed A")
+    seed_b = widgets.IntSlider(value=1, min=0, max=seed_max, description="seed B")
+    t = widgets.FloatSlider(value=0.5, min=0, max=1, step=1 / max(1, n_steps - 1), description="t")
+    start, mix, end = (widgets.Image(format="png") for _ in range(3))
+
+    def redraw(_=None):
+        z0, z1 = seeded_noise(1, seed_a.value, latent_dim), seeded_noise(1, seed_b.value, latent_dim)
+        faces = sample(G, torch.cat([z0, slerp(z0, z1, t.value), z1]))           # (3, C, H, W)
+        for image, face, px in zip((start, mix, end), faces, (size // 2, size, size // 2)):
+            image.value = _png(face, px)
+
+    for slider in (seed_a, seed_b, t):
+        slider.observe(redraw, names="value")
+    redraw()
+    faces = widgets.HBox([start, mix, end], layout=widgets.Layout(align_items="center"))
+    return widgets.VBox([widgets.HBox([seed_a, seed_b, t]), faces])
+
+
+def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
+    """A film of the fixed-noise grids kept during training (``history["samples"]``, a list of (step, images)).
+
+    Returns ``IPython.display.HTML`` with the animation's player; ``path`` ending in .gif also saves it as a GIF
+    (matplotlib's PillowWriter). ``interval`` is the time per frame in ms. The figure is closed, so no stray
+    static frame is shown below the player.
+    """
+    from IPython.display import HTML
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    if not samples:
+        raise ValueError("no samples were kept: train with fixed_noise and sample_every > 0.")
+    if path is not None and not str(path).lower().endswith(".gif"):
+        raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
+    grids = [_to_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]
+    fig, ax = plt.subplots(figsize=(3, 3))
+    show_images(samples[0][1], nrow=nrow, title=f"step {samples[0][0]}", ax=ax)
+
+    def draw(i):                          # swap the pixels only: no re-layout, no new artists per frame
+        ax.images[0].set_data(grids[i])
+        ax.set_title(f"step {samples[i][0]}", fontsize=10)
+
+    try:
+        anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval, init_func=lambda: None)
+        if path is not None:
+            anim.save(str(path), writer=PillowWriter(fps=1000 / interval))
+        return HTML(anim.to_jshtml())
+    finally:
+        plt.close(fig)

@@ -176,7 +176,12 @@ def restore_training_state(state: dict, G, D, opt_g, opt_d, *, extras: dict | No
         raise CheckpointError("this checkpoint was not written by training_state() of this gan_lib version: "
                               "load its parts by hand or start a fresh run.")
     for obj, key in ((G, "G"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
-        obj.load_state_dict(state[key])
+        try:
+            obj.load_state_dict(state[key])
+        except (RuntimeError, ValueError, KeyError) as err:  # another architecture, width or optimiser
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(f"the checkpoint's {key} does not fit the one you built ({first}): build the "
+                                  f"same model/optimiser as the saved run, or start fresh in a new folder.") from err
     for name, obj in _matching("extra", extras, state["extras"]):
         obj.load_state_dict(state["extras"][name])
     if rng:

@@ -73,3 +73,87 @@ def plot_density_snapshots(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _to_grid(images, nrow: int) -> np.ndarray:
+    """(B, C, H, W) in [-1, 1] -> an (H', W', C) array in [0, 1] laid out by torchvision's make_grid."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().float().cpu()[:nrow * nrow], nrow=nrow, normalize=True,
+                     value_range=(-1, 1), pad_value=1.0)              # (3, H', W')
+    return grid.permute(1, 2, 0).numpy()
+
+
+def show_images(images, nrow: int = 8, title: str | None = None, ax=None, size: float = 4.0):
+    """Show the first ``nrow**2`` images of a (B, C, H, W) batch in [-1, 1] as one grid."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(_to_grid(images, nrow), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_progress_strip(samples, nrow: int = 4, max_panels: int = 8, title: str | None = None):
+    """The fixed-noise grids kept during training, side by side: ``samples`` is a list of (step, images).
+
+    At most ``max_panels`` grids are drawn, evenly spaced over training, always including the last.
+    """
+    if not samples:
+        raise ValueError("no samples were kept: train with fixed_noise and sample_every > 0.")
+    picks = np.unique(np.linspace(0, len(samples) - 1, min(max_panels, len(samples))).round().astype(int))
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False)
+    for ax, i in zip(axes[0], picks):
+        step, images = samples[i]
+        show_images(images, nrow=nrow, title=f"step {step}", ax=ax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_histogram(fractions: Mapping[str, Sequence[float]], band: tuple[float, float] | None = (0.04, 0.16),
+                         title: str | None = None):
+    """Bars of the share of each class (0-9), one colour per entry, e.g. ``{"generated": ..., "real": ...}``.
+
+    ``band`` shades the range a well-covering generator should stay in (10% each, give or take).
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    width = 0.8 / len(fractions)
+    for i, (name, shares) in enumerate(fractions.items()):
+        ax.bar(np.arange(len(shares)) + (i - (len(fractions) - 1) / 2) * width, shares, width, label=name)
+    if band:
+        ax.axhspan(*band, color="green", alpha=0.08, label=f"{band[0]:.0%}-{band[1]:.0%}")
+    ax.set_xticks(range(len(shares)))
+    ax.set_xlabel("class predicted by the digit classifier")
+    ax.set_ylabel("share of samples")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str | None = None):
+    """Per-layer gradient norms of the critic, on a log scale by layer depth, one line per run.
+
+    Each history must come from ``train(..., record_grad_norms=True)``; the norms are averaged over the steps
+    after the first ``skip``. Weight clipping typically gives norms that shrink (or explode) layer by layer;
+    the gradient penalty keeps them within a narrow band.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for name, history in histories.items():
+        norms = np.asarray(history["grad_norms_d"][skip:], dtype=float)     # (steps, layers)
+        if norms.size == 0:
+            raise ValueError(f"{name}: no gradient norms recorded; train with record_grad_norms=True.")
+        ax.plot(np.arange(1, norms.shape[1] + 1), norms.mean(0), marker="o", label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("critic layer (1 = input side)")
+    ax.set_ylabel("gradient norm")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

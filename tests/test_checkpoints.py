@@ -269,3 +269,13 @@ def test_sigkill_in_the_middle_of_saving_never_leaves_a_broken_checkpoint(tmp_pa
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
+    from gan_lib.checkpoints import CheckpointError, restore_training_state, training_state
+
+    small, other = torch.nn.Linear(2, 3), torch.nn.Linear(2, 4)
+    opt = lambda m: torch.optim.Adam(m.parameters())
+    state = training_state(small, small, opt(small), opt(small), {"step": 3})
+    with pytest.raises(CheckpointError, match="checkpoint's G does not fit"):
+        restore_training_state(state, other, small, opt(other), opt(small))

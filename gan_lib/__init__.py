@@ -2,13 +2,22 @@
 
 Each module holds one concern; lessons import what they need:
 
-    runtime   smoke mode, device choice, seeding
-    data      data sets scaled to [-1, 1], with offline fallbacks
-    losses    GAN losses behind one interface (non-saturating BCE, with label smoothing)
-    train     the one training loop lessons 02+ share
-    metrics   numbers that say how good a generator is
-    plots     the figures the lessons show
-    lessons   run a lesson notebook headless (benchmarks, tests, demos); clean notebooks
+    runtime          smoke mode, device choice, seeding
+    data             MNIST scaled to [-1, 1], with an offline fallback
+    images           folders of face images (flat or nested, bad files counted), where lesson 03 gets faces
+    synthetic_faces  generated cartoon faces: the offline fallback
+    downloads        downloads with checksums, safe archive extraction
+    models           model factories: MLP GAN (lesson 02), DCGAN 64/96 px (lessons 03-04)
+    losses           GAN losses behind one interface: non-saturating BCE, WGAN, WGAN-GP, hinge
+    train            the one training loop lessons 02+ share
+    checkpoints      atomic saves, safe loads, resume
+    metrics          numbers: 1-D W1, the Fréchet distance
+    digits           mode coverage of MNIST generators (a small digit classifier)
+    image_metrics    AFD (anime-face detection rate), diversity, FID/KID
+    submission       the NTU HW6 submission: write, pack, validate
+    explore          seeded samples, top-k, slerp, the latent explorer, animations
+    plots            the figures the lessons show
+    lessons          run a lesson notebook headless (benchmarks, tests, demos); clean notebooks
 """
 from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
 

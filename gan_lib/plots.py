@@ -139,8 +139,8 @@ def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str 
     """Per-layer gradient norms of the critic, on a log scale by layer depth, one line per run.
 
     Each history must come from ``train(..., record_grad_norms=True)``; the norms are averaged over the steps
-    after the first ``skip``. Weight clipping typically gives norms that shrink (or explode) layer by layer;
-    the gradient penalty keeps them within a narrow band.
+    after the first ``skip``. Under weight clipping the norms are small and uneven across depth (some layers
+    barely learn); under the gradient penalty they are far larger and change smoothly with depth.
     """
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for name, history in histories.items():
@@ -149,6 +149,7 @@ def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str 
             raise ValueError(f"{name}: no gradient norms recorded; train with record_grad_norms=True.")
         ax.plot(np.arange(1, norms.shape[1] + 1), norms.mean(0), marker="o", label=name)
     ax.set_yscale("log")
+    ax.set_xticks(np.arange(1, norms.shape[1] + 1))
     ax.set_xlabel("critic layer (1 = input side)")
     ax.set_ylabel("gradient norm")
     ax.legend(fontsize=8)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from gan_lib.models import gaussian_noise
-from gan_lib.plots import _to_grid, show_images
+from gan_lib.plots import image_grid, show_images
 from gan_lib.train import sample
 
 
@@ -178,7 +178,7 @@ def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
         raise ValueError("no samples were kept: train with fixed_noise and sample_every > 0.")
     if path is not None and not str(path).lower().endswith(".gif"):
         raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
-    grids = [_to_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]
+    grids = [image_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]
     fig, ax = plt.subplots(figsize=(3, 3))
     show_images(samples[0][1], nrow=nrow, title=f"step {samples[0][0]}", ax=ax)
 

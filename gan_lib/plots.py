@@ -75,7 +75,7 @@ def plot_density_snapshots(
     return fig
 
 
-def _to_grid(images, nrow: int) -> np.ndarray:
+def image_grid(images, nrow: int) -> np.ndarray:
     """(B, C, H, W) in [-1, 1] -> an (H', W', C) array in [0, 1] laid out by torchvision's make_grid."""
     from torchvision.utils import make_grid
 
@@ -88,7 +88,7 @@ def show_images(images, nrow: int = 8, title: str | None = None, ax=None, size: 
     """Show the first ``nrow**2`` images of a (B, C, H, W) batch in [-1, 1] as one grid."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(_to_grid(images, nrow), interpolation="nearest")
+    ax.imshow(image_grid(images, nrow), interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)

@@ -78,7 +78,7 @@ def _check_norm(norm):
         raise ValueError(f"norm={norm} is not supported: use 2 (the paper) or 1 (to reproduce the HW6 write-up).")
 
 
-def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None):
+def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
     """(penalty, norms): penalty = mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1).
 
     ``norms`` (B,) are the per-sample gradient norms over all non-batch dimensions. The gradient is built with
@@ -91,14 +91,17 @@ def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = No
     gradient is up to sqrt(d) times its 2-norm (~90x for a spread-out one on 3x64x64 = 12,288 pixels), so pulling
     it to 1 asks for a critic ~90x flatter than W needs (it is the Lipschitz bound for the max-pixel distance).
 
-    Mixed precision: the gradient here must be the *unscaled* one. It is taken of D(x̂).sum() as given, never
-    of a GradScaler-scaled loss, and in the dtype D returns; the caller scales the total loss afterwards.
+    Mixed precision: the penalty must see the *unscaled* gradient. In fp16 pass the GradScaler's scale as
+    ``grad_scale`` (``train`` does): the gradient is taken of grad_scale * D(x̂).sum(), so that small values do not
+    underflow in fp16, and divided by grad_scale again before the norm (PyTorch's AMP recipe for gradient
+    penalties). The caller scales the total loss afterwards.
     """
     _check_norm(norm)
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, C, H, W)
-    (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    (grad,) = torch.autograd.grad(D(x_hat).float().sum() * grad_scale, x_hat, create_graph=True)
+    grad = grad / grad_scale                                              # (B, C, H, W), unscaled
     norms = torch.linalg.vector_norm(grad.flatten(1), ord=norm, dim=1)     # (B,)
     return ((norms - 1) ** 2).mean(), norms
 
@@ -108,7 +111,10 @@ class WassersteinGPLoss(WassersteinLoss):
 
     The stats add ``"gradient penalty"`` (before the weight) and ``"grad norm at x̂"`` (its mean, ideally ~1).
     The penalty is per sample, so the critic should not use batch norm (layer/instance norm or none).
+    ``grad_scale`` is set by ``train`` to the GradScaler's scale in fp16 (see ``gradient_penalty``).
     """
+
+    grad_scale = 1.0
 
     def __init__(self, gp_weight: float = 10.0, norm: int = 2):
         super().__init__(clip=None)
@@ -119,7 +125,7 @@ class WassersteinGPLoss(WassersteinLoss):
 
     def discriminator_loss(self, D, real, fake):
         loss, stats = super().discriminator_loss(D, real, fake)
-        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm)
+        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm, grad_scale=self.grad_scale)
         stats.update({"gradient penalty": penalty.detach(), "grad norm at x̂": norms.detach().mean()})
         return loss + self.gp_weight * penalty, stats
 

@@ -19,9 +19,11 @@ def uniform_noise(n: int, latent_dim: int = 100, generator: torch.Generator | No
     return torch.rand(n, latent_dim, generator=generator) * 2 - 1
 
 
-def gaussian_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z ~ N(0, I), shape (n, latent_dim, 1, 1): the DCGAN convention (a 1x1 'image' with latent_dim channels)."""
-    return torch.randn(n, latent_dim, 1, 1, generator=generator)
+def gaussian_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None,
+                   device=None) -> torch.Tensor:
+    """z ~ N(0, I), shape (n, latent_dim, 1, 1): the DCGAN convention (a 1x1 'image' with latent_dim channels).
+    ``device="cuda"`` draws it on the GPU (no copy per step; the GPU's random stream, not the CPU's)."""
+    return torch.randn(n, latent_dim, 1, 1, generator=generator, device=device)
 
 
 # ---------------------------------------------------------------------------------------------- MLP (lesson 02)

@@ -2,13 +2,16 @@
 
     history = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, steps=5000, d_steps=1)
 
-One *step* is ``d_steps`` discriminator updates followed by ``g_steps`` generator updates. The loop
+One *step* is ``d_steps`` discriminator updates followed by ``g_steps`` generator updates; the first generator
+update reuses the last discriminator update's fake batch, as the PyTorch DCGAN tutorial does. The loop
 records a history (losses and the loss's own stats, e.g. mean D(x) and D(G(z)) before and after the D step),
 shows a ``tqdm.auto`` progress bar, and keeps the generator's output on fixed noise every ``sample_every``
 steps, so that the same z can be watched over training.
 """
 from __future__ import annotations
 
+import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -17,7 +20,9 @@ import torch
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from gan_lib.checkpoints import training_state
+from gan_lib.checkpoints import restore_training_state, training_state
+from gan_lib.fast import choose_precision, compile_models
+from gan_lib.watch import TrainingDiverged, Watch
 
 
 def infinite(loader: Iterable) -> Iterator:
@@ -40,21 +45,28 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
           sample_every: int = 0, history: dict | None = None, progress: bool = True,
           device: torch.device | str = "cpu", grad_clip: float | None = None, record_grad_norms: bool = False,
           checkpoints=None, extras: dict | None = None, on_step: Callable[[int, dict], None] | None = None,
-          sample_dir: str | Path | None = None) -> dict:
+          sample_dir: str | Path | None = None, precision: str = "fp32", compile: bool = False,
+          watch: Watch | bool = True) -> dict:
     """Train G and D for ``steps`` steps and return the history dict.
 
-    ``batches`` yields real image batches (use ``infinite(loader)``); ``noise(n)`` returns n latent vectors.
-    ``history`` continues an earlier run's history. ``history["samples"]`` is a list of
-    ``(step, G(fixed_noise))`` on the CPU.
+    ``batches`` yields real image batches (``ImageBatches``, or ``infinite(loader)``); ``noise(n)`` returns n
+    latent vectors. ``history`` continues an earlier run's history. ``history["samples"]`` is a list of
+    ``(step, G(fixed_noise))`` on the CPU; ``history["train_seconds"]`` adds up the time spent in here.
 
     Optional parts, each off by default:
       ``grad_clip``          clip the gradient norm of D's and G's updates to this value (HW6's "medium" step);
       ``record_grad_norms``  append D's per-layer gradient norms (last D update of each step) to
                              ``history["grad_norms_d"]`` (lesson 04's study);
       ``checkpoints``        a ``CheckpointManager``: saves G, D, both optimisers, ``extras`` (schedulers,
-                             an EMA model), the history and the random state when due and at the end;
+                             an EMA model, the ``ImageBatches``), the history and the random state when due and
+                             at the end;
       ``sample_dir``         also write each fixed-noise grid there as ``step_000500.png`` (torchvision's save_image);
-      ``on_step(step, history)`` is called after every step (a scheduler, an EMA update, a live plot).
+      ``on_step(step, history)`` is called after every step (a scheduler, an EMA update, a live plot);
+      ``precision``          "fp32", "bf16" or "fp16" (autocast; fp16 with one GradScaler for both models, the
+                             gradient penalty computed on unscaled gradients) or "auto" (``fast.choose_precision``);
+      ``compile``            ``torch.compile`` G and D (``fast.compile_models``), eager again if the first step fails.
+    ``watch`` (on by default; ``False`` turns it off, or pass your own ``Watch``) says in plain words when D has
+    won or G has collapsed, and stops on a NaN/inf loss before anything NaN is saved (see ``gan_lib.watch``).
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
     """
     if steps < 0 or d_steps < 1 or g_steps < 1:
@@ -63,41 +75,84 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     history = history if history is not None else defaultdict(list)
     history.setdefault("samples", [])
     start = history.get("step", 0)
+    watch = Watch() if watch is True else watch or None
     after_d_step = getattr(loss, "after_discriminator_step", None)
-    bar = tqdm(range(start, start + steps), desc="training", disable=not progress)
-    for step in bar:
-        # 1) discriminator: d_steps updates on fresh real and (detached) fake batches
-        for _ in range(d_steps):
+    device_type = torch.device(device).type
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choose_precision(device, precision)]
+    scaler = torch.amp.GradScaler(device_type, enabled=amp_dtype is torch.float16)
+    models = compile_models(G, D, double_backward=hasattr(loss, "grad_scale")) if compile else (G, D)
+
+    def update(model, opt, loss_value, norms_into: list | None = None) -> bool:
+        """backward, (unscale, record norms, clip), step: one optimiser update, scaled when in fp16. True when
+        the GradScaler found inf/NaN gradients and skipped the update (it then lowers its scale)."""
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss_value).backward()
+        if grad_clip is not None or norms_into is not None:
+            scaler.unscale_(opt)                       # the true gradients, before any clipping
+        if norms_into is not None:                     # G's update below also writes into D's .grad
+            norms_into[:] = layer_grad_norms(model)
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scale = scaler.get_scale() if scaler.is_enabled() else None
+        scaler.step(opt)
+        scaler.update()
+        return scale is not None and scaler.get_scale() < scale
+
+    def one_step(G_, D_):
+        """d_steps D updates on fresh real and fake batches, then g_steps G updates through the updated D.
+
+        As in the PyTorch DCGAN tutorial, the first G update reuses the fake batch of the last D update (made
+        with its graph kept for this): one G forward less per step. Further G updates draw new noise."""
+        norms_d, skipped = ([] if record_grad_norms else None), False
+        for i in range(d_steps):
             real = next(batches).to(device)                                   # (B, ...)
-            with torch.no_grad():
-                fake = G(noise(real.shape[0]).to(device))                     # (B, ...), no graph into G
-            loss_d, stats_d = loss.discriminator_loss(D, real, fake)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            if record_grad_norms:   # before any clipping; G's update below also writes into D's .grad
-                norms_d = layer_grad_norms(D)
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(D.parameters(), grad_clip)
-            opt_d.step()
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with torch.set_grad_enabled(i == d_steps - 1):
+                    fake = G_(noise(real.shape[0]).to(device))                # (B, ...)
+                if hasattr(loss, "grad_scale"):        # the penalty differentiates D's gradient: scale it too
+                    loss.grad_scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+                loss_d, stats_d = loss.discriminator_loss(D_, real, fake.detach())   # no gradient into G
+            skipped |= update(D, opt_d, loss_d, norms_d)
             if after_d_step is not None:
                 after_d_step(D)
-        # 2) generator: g_steps updates through the (now fixed) discriminator
-        for _ in range(g_steps):
-            fake = G(noise(real.shape[0]).to(device))                         # (B, ...)
-            loss_g, stats_g = loss.generator_loss(D, fake)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(G.parameters(), grad_clip)
-            opt_g.step()
-
-        # one device-to-host copy per step (not one per number): the last D and G updates' figures
+        for j in range(g_steps):
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                if j > 0:
+                    fake = G_(noise(real.shape[0]).to(device))                # (B, ...)
+                loss_g, stats_g = loss.generator_loss(D_, fake)
+            skipped |= update(G, opt_g, loss_g)
         kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
-        for key, value in zip(kept, torch.stack(list(kept.values())).tolist()):
-            history[key].append(value)
+        return real, fake, kept, norms_d, skipped
+
+    bar = tqdm(range(start, start + steps), desc="training", unit="step", disable=not progress)
+    started = first = time.perf_counter()     # started: for history["train_seconds"]; first: for img/s
+    images = 0
+    for step in bar:
+        try:
+            real, fake, kept, norms_d, skipped = one_step(*models)
+        except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
+            if models == (G, D) or step > start:
+                raise
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {first}); training "
+                          f"eagerly.")
+            models = (G, D)
+            real, fake, kept, norms_d, skipped = one_step(G, D)
+        images += d_steps * real.shape[0]
+        # one device-to-host copy per step (not one per number): the last D and G updates' figures
+        numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
+        if skipped:           # fp16 only: inf/NaN gradients, an update skipped; the GradScaler lowered its scale
+            history["fp16_skipped_steps"] = history.get("fp16_skipped_steps", 0) + 1
+        elif watch is not None and (why := watch.non_finite(step + 1, numbers)) is not None:
+            return _diverged(why, watch, checkpoints, G, D, opt_g, opt_d, extras)
+        else:
+            for key, value in numbers.items():
+                history[key].append(value)
+            if record_grad_norms:
+                history["grad_norms_d"].append(norms_d)
         history["step"] = step + 1
-        if record_grad_norms:
-            history["grad_norms_d"].append(norms_d)
+        if watch is not None:
+            watch.check(step + 1, history, fake, real)
         if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
             history["samples"].append((step + 1, sample(G, fixed_noise)))
             if sample_dir is not None:
@@ -107,9 +162,30 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         if on_step is not None:
             on_step(step + 1, history)
         if checkpoints is not None and (checkpoints.due(step + 1) or step + 1 == start + steps):
+            history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+            started = time.perf_counter()
             checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras))
         if progress and (step + 1) % 50 == 0:
-            bar.set_postfix(loss_d=f"{history['loss_d'][-1]:.3f}", loss_g=f"{history['loss_g'][-1]:.3f}")
+            rate = images / max(time.perf_counter() - first, 1e-9)
+            bar.set_postfix({"loss_d": f"{numbers['loss_d']:.3f}", "loss_g": f"{numbers['loss_g']:.3f}",
+                             "img/s": f"{rate:,.0f}"})
+    history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+    return history
+
+
+def _diverged(why: str, watch: Watch, checkpoints, G, D, opt_g, opt_d, extras) -> dict:
+    """Stop with ``TrainingDiverged``, or put the last good checkpoint back (``on_nan="rollback"``) and return
+    its history."""
+    state = checkpoints.resume() if checkpoints is not None and watch.on_nan == "rollback" else None
+    if state is None:
+        where = (f" Nothing NaN was saved: the last checkpoint in {checkpoints.folder} is still good."
+                 if checkpoints is not None else "")
+        raise TrainingDiverged(why + where)
+    restored = restore_training_state(state, G, D, opt_g, opt_d, extras=extras)
+    history = restored["history"]
+    history.setdefault("warnings", []).append([restored["step"], why])
+    warnings.warn(f"{why} Rolled back to the checkpoint of step {restored['step']}: G, D, the optimisers and "
+                  f"the random state are as they were then; change the cause before training on.", stacklevel=3)
     return history
 
 

@@ -279,3 +279,45 @@ def test_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
     state = training_state(small, small, opt(small), opt(small), {"step": 3})
     with pytest.raises(CheckpointError, match="checkpoint's G does not fit"):
         restore_training_state(state, other, small, opt(other), opt(small))
+
+
+def _image_run(folder, loss_name, seed):
+    """A small DCGAN on ImageBatches (flips on), an LR schedule stepped by on_step, checkpoints in ``folder``."""
+    from gan_lib.fast import ImageBatches
+    from gan_lib.losses import WassersteinGPLoss
+    from gan_lib.models import dcgan, gaussian_noise
+
+    torch.manual_seed(seed)
+    G, D = dcgan(64, g_width=4, d_width=4, d_norm="layer" if loss_name == "wgan-gp" else "batch")
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3, (0.0, 0.9)), torch.optim.Adam(D.parameters(), 1e-3, (0.0, 0.9))
+    pixels = torch.randint(0, 256, (20, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+    batches = ImageBatches(pixels, batch_size=6, seed=3, flip=True)            # 3 batches an epoch: epochs turn over
+    extras = {"data": batches, "sched_d": torch.optim.lr_scheduler.StepLR(opt_d, step_size=2, gamma=0.5)}
+    loss = WassersteinGPLoss() if loss_name == "wgan-gp" else NonSaturatingLoss()
+    kw = dict(d_steps=2 if loss_name == "wgan-gp" else 1, sample_every=2, progress=False, extras=extras,
+              checkpoints=CheckpointManager(folder, every=3), on_step=lambda step, h: extras["sched_d"].step())
+    run = lambda steps, history=None, fixed=None: train(G, D, opt_g, opt_d, batches, loss,
+                                                        lambda n: gaussian_noise(n, 100), steps, history=history,
+                                                        fixed_noise=fixed if fixed is not None else gaussian_noise(4, 100),
+                                                        **kw)
+    return G, D, opt_g, opt_d, extras, run
+
+
+@pytest.mark.parametrize("loss_name", ["bce", "wgan-gp"])
+def test_stopping_and_resuming_through_train_is_bit_identical_with_image_batches(tmp_path, loss_name):
+    G, D, opt_g, opt_d, extras, run = _image_run(tmp_path / "straight", loss_name, seed=0)
+    straight = run(7)                                                        # 7 steps without stopping
+
+    run_a = _image_run(tmp_path / "stopped", loss_name, seed=0)[-1]
+    run_a(4)                                                                 # session 1: 4 steps, then "disconnect"
+    G2, D2, opt_g2, opt_d2, extras2, run_b = _image_run(tmp_path / "stopped", loss_name, seed=123)  # session 2
+    state = CheckpointManager(tmp_path / "stopped").resume()
+    restored = restore_training_state(state, G2, D2, opt_g2, opt_d2, extras=extras2)
+    assert restored["step"] == 4 and extras2["data"].state_dict()["position"] == (4 * (2 if loss_name == "wgan-gp" else 1) % 3) * 6
+    resumed = run_b(3, history=restored["history"], fixed=restored["fixed_noise"])
+
+    for a, b in [(G, G2), (D, D2), (opt_g, opt_g2), (opt_d, opt_d2), (extras["sched_d"], extras2["sched_d"])]:
+        _assert_same(a.state_dict(), b.state_dict(), type(a).__name__)
+    assert extras["data"].state_dict() == extras2["data"].state_dict()
+    assert resumed["step"] == straight["step"] == 7 and resumed["loss_d"] == straight["loss_d"]
+    _assert_same(resumed["samples"], straight["samples"], "samples")

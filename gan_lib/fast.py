@@ -1,0 +1,142 @@
+"""The fast path: decoded uint8 images held on the device, batches cut and normalised there, and the GPU switches
+that help a DCGAN (cudnn autotuning, TF32, channels_last, mixed precision).
+
+    batches = ImageBatches(faces.images_uint8, batch_size=128, device=device, flip=True, seed=0)
+    precision = configure_device(device)            # "fp16" on a T4; "fp32" (TF32) on an A100/L4/H100 or a CPU
+    history = train(G, D, opt_g, opt_d, batches, loss, noise, steps, precision=precision, extras={"data": batches})
+
+Why it is fast: the tutorial's loader decodes every JPEG again each epoch on the CPU (HW6's sample notebook spent
+8 min 49 s per epoch that way); here each image is decoded once, and a batch is one index into a tensor already
+on the GPU (71,314 faces at 64 px are 0.9 GB of uint8).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from gan_lib.data import to_unit_range
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class ImageBatches:
+    """Endless shuffled batches (B, C, H, W) in [-1, 1] made on ``device`` from images held there.
+
+    ``images``: uint8 (N, C, H, W) pixels (scaled to [-1, 1]) or float (N, ...) already scaled. Each epoch is a
+    new permutation drawn from ``seed`` and the epoch number, so the order depends only on (seed, epoch,
+    position): ``state_dict()`` saves those three, and a resumed run gets the same batches as one that never
+    stopped (pass the object in ``train(..., extras={"data": batches})``). ``flip=True`` mirrors a random half of
+    each batch left-right (a face is still a face). ``drop_last`` skips an epoch's last partial batch, like
+    ``DataLoader(drop_last=True)``. When the images do not fit in the GPU's free memory (with room to spare for
+    training) they stay in pinned CPU memory and each batch is copied over.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
+                 drop_last: bool = True, channels_last: bool = False):
+        if len(images) == 0 or batch_size < 1 or (drop_last and batch_size > len(images)):
+            raise ValueError(f"{len(images)} images and batch_size={batch_size}: need at least one image and a "
+                             f"batch_size between 1 and the number of images.")
+        self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
+        self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
+        self.images = self._place(images)
+        self.epoch, self.position = 0, 0
+        self._order, self._flips = None, None
+
+    def _place(self, images: torch.Tensor) -> torch.Tensor:
+        """The images on the device if they take under half its free memory, else in pinned CPU memory."""
+        if self.device.type != "cuda":
+            return images.to(self.device)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if images.numel() * images.element_size() < free // 2:
+            return images.to(self.device)
+        warnings.warn(f"{images.numel() * images.element_size() / 1e9:.1f} GB of images do not fit in half of "
+                      f"the GPU's free {free / 1e9:.1f} GB: they stay in CPU memory and each batch is copied.")
+        return images.pin_memory()
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        return self
+
+    def _epoch_draws(self) -> None:
+        """This epoch's permutation and flips, drawn on the CPU from (seed, epoch) alone."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self._order = torch.randperm(len(self.images), generator=gen)              # (N,)
+        self._flips = torch.rand(len(self.images), generator=gen) < 0.5             # (N,) one coin per image
+
+    def __next__(self) -> torch.Tensor:
+        if self.position >= (len(self) * self.batch_size if self.drop_last else len(self.images)):
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._epoch_draws()
+        rows = self._order[self.position:self.position + self.batch_size]          # (B,)
+        self.position += self.batch_size
+        batch = self.images[rows.to(self.images.device)].to(self.device, non_blocking=True)   # (B, C, H, W)
+        if batch.dtype == torch.uint8:
+            batch = to_unit_range(batch)                                            # uint8 -> float in [-1, 1]
+        if self.flip:
+            flips = self._flips[rows].to(self.device).view(-1, *[1] * (batch.dim() - 1))   # (B, 1, 1, 1)
+            batch = torch.where(flips, batch.flip(-1), batch)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.epoch, self.position, self._order = state["seed"], state["epoch"], state["position"], None
+
+
+def choose_precision(device, precision: str = "auto") -> str:
+    """``"auto"``: fp16 (with a GradScaler) on GPUs older than Ampere, such as Colab's T4, whose fp32 arithmetic
+    is slow next to their fp16 tensor cores; fp32 elsewhere. On Ampere and newer (A100, L4, H100) fp32 convolutions
+    already run on the tensor cores as TF32, and a DCGAN-64 step there is bound by launching kernels, not by
+    arithmetic: on an H100 at batch 128, bf16 autocast measured 10-15% *slower* than fp32 (its casts are extra
+    kernels; benchmarks/training_speed.py --ablation). Ask for "bf16" or "fp16" by name to use them anyway."""
+    device = torch.device(device)
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: choose 'auto', {', '.join(map(repr, PRECISIONS))}.")
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "fp32" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+
+
+def configure_device(device, precision: str = "auto") -> str:
+    """Switch on what makes convolutions fast on a GPU (cudnn autotuning, TF32 matrix units) and return the
+    precision to train in (see ``choose_precision``). Does nothing on a CPU but return "fp32"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True          # time each conv's algorithms once, keep the fastest
+        torch.backends.cuda.matmul.allow_tf32 = True   # TF32 for the fp32 matrix products that remain
+        torch.backends.cudnn.allow_tf32 = True
+    return choose_precision(device, precision)
+
+
+def adam(params, device, lr: float = 2e-4, betas=(0.5, 0.999)) -> torch.optim.Adam:
+    """Adam with DCGAN's defaults; one fused kernel per step on a GPU (``fused=True``) instead of one per tensor."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=torch.device(device).type == "cuda")
+
+
+def compile_models(*models, double_backward: bool = False):
+    """``torch.compile`` each model, or return it unchanged (with a warning) where compiling is not possible.
+
+    ``double_backward=True`` (a gradient penalty differentiates D's gradient) leaves the models eager: compiled
+    graphs do not support double backward on some PyTorch versions. Compilation itself happens at the first
+    call; ``train(..., compile=True)`` falls back to the eager models if that first call fails.
+    """
+    if double_backward:
+        warnings.warn("torch.compile skipped: the gradient penalty needs double backward, which compiled "
+                      "graphs do not support on some PyTorch versions.")
+        return models
+    try:
+        return tuple(torch.compile(m) for m in models)
+    except Exception as err:  # noqa: BLE001 - e.g. no compiler toolchain on this machine, or Python too new
+        warnings.warn(f"torch.compile is not available here ({type(err).__name__}: {err}); training eagerly.")
+        return models

@@ -1,0 +1,107 @@
+"""Divergence: NaN stops (or rolls back) before anything NaN is saved; D winning and G collapsing are said once."""
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gan_lib.checkpoints import CheckpointManager, load_checkpoint
+from gan_lib.losses import NonSaturatingLoss
+from gan_lib.train import train
+from gan_lib.watch import TrainingDiverged, Watch
+
+
+def _gan(seed=0, g_lr=2e-3, d_lr=2e-3):
+    torch.manual_seed(seed)
+    G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    return G, D, torch.optim.Adam(G.parameters(), lr=g_lr), torch.optim.Adam(D.parameters(), lr=d_lr)
+
+
+def _batches():
+    while True:
+        yield torch.randn(32, 2) * 0.5 + torch.tensor([2.0, -1.0])
+
+
+class NaNFrom(NonSaturatingLoss):
+    """BCE that turns NaN from discriminator update number ``bad`` on (a learning rate blowing up, say)."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.calls, self.bad = 0, bad
+
+    def discriminator_loss(self, D, real, fake):
+        self.calls += 1
+        loss, stats = super().discriminator_loss(D, real, fake)
+        return (loss * float("nan") if self.calls >= self.bad else loss), stats
+
+
+def test_nan_stops_training_in_plain_words_and_saves_nothing_nan(tmp_path):
+    G, D, opt_g, opt_d = _gan()
+    manager = CheckpointManager(tmp_path, every=2)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5: loss_d = nan.*lower the learning rates.*"
+                                               r"Nothing NaN was saved"):
+        train(G, D, opt_g, opt_d, _batches(), NaNFrom(bad=5), lambda n: torch.randn(n, 4), 10, progress=False,
+              checkpoints=manager)
+    saved = load_checkpoint(tmp_path / "last.pt")
+    assert saved["step"] == 4 and all(torch.isfinite(t).all() for t in saved["G"].values())
+
+
+def test_nan_rolls_back_to_the_last_good_checkpoint_when_asked(tmp_path):
+    G, D, opt_g, opt_d = _gan()
+    manager = CheckpointManager(tmp_path, every=2)
+    with pytest.warns(UserWarning, match="Rolled back to the checkpoint of step 4"):
+        history = train(G, D, opt_g, opt_d, _batches(), NaNFrom(bad=6), lambda n: torch.randn(n, 4), 10,
+                        progress=False, checkpoints=manager, watch=Watch(on_nan="rollback"))
+    assert history["step"] == 4 and len(history["loss_d"]) == 4 and history["warnings"][-1][0] == 4
+    saved = load_checkpoint(tmp_path / "last.pt")
+    assert all(torch.equal(p, saved["G"][name]) for name, p in G.state_dict().items())     # weights put back
+    assert all(torch.isfinite(p).all() for p in [*G.parameters(), *D.parameters()])
+    with pytest.raises(TrainingDiverged, match="diverged at step 1"):                        # nothing to roll back to
+        train(*_gan(), _batches(), NaNFrom(bad=1), lambda n: torch.randn(n, 4), 3, progress=False,
+              watch=Watch(on_nan="rollback"))
+
+
+def test_non_finite_names_every_bad_number():
+    assert Watch.non_finite(3, {"loss_d": 0.5, "loss_g": 1.0}) is None
+    said = Watch.non_finite(7, {"loss_d": math.inf, "loss_g": 1.0, "D(x)": math.nan})
+    assert said.startswith("training diverged at step 7: loss_d = inf, D(x) = nan.")
+    with pytest.raises(ValueError, match="choose 'stop' or 'rollback'"):
+        Watch(on_nan="ignore")
+
+
+def test_a_discriminator_that_has_won_is_said_once():
+    G, D, opt_g, opt_d = _gan(g_lr=0.0, d_lr=1e-2)            # G never learns: D wins within a few dozen steps
+    with pytest.warns(UserWarning, match=r"D has won: for 30 steps D\(x\) ≈ (0.9\d|1.00).*label smoothing"):
+        history = train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 150,
+                        progress=False, watch=Watch(d_won_for=30))
+    assert [text[:10] for _, text in history["warnings"]] == ["D has won:"]   # once, not every step
+    G, D, opt_g, opt_d = _gan()                                                 # a fair fight: nothing said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 150,
+                        progress=False, watch=Watch(d_won_for=30))
+    assert "warnings" not in history
+
+
+def test_a_collapsed_generator_is_said_once():
+    G, D, opt_g, opt_d = _gan(g_lr=0.0)
+    with torch.no_grad():
+        G[2].weight.zero_()                                   # every z gives the same point: total collapse
+    with pytest.warns(UserWarning, match="G has collapsed: its images differ from each other only 0%"):
+        history = train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 12,
+                        progress=False, watch=Watch(every=2, collapsed_for=3))
+    assert [step for step, _ in history["warnings"]] == [6]   # the third low check in a row, said once
+    G, D, opt_g, opt_d = _gan()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 12,
+              progress=False, watch=Watch(every=2, collapsed_for=3))
+    with warnings.catch_warnings():                            # watch=False: no checks at all
+        warnings.simplefilter("error")
+        G, D, opt_g, opt_d = _gan(g_lr=0.0)
+        with torch.no_grad():
+            G[2].weight.zero_()
+        train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 12,
+              progress=False, watch=False)

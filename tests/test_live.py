@@ -1,0 +1,111 @@
+"""The live training view: renders only at the interval, into one display id, and closes its figures."""
+import IPython.display
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gan_lib.live import LiveView  # noqa: E402
+from gan_lib.losses import NonSaturatingLoss, WassersteinLoss  # noqa: E402
+from gan_lib.train import train  # noqa: E402
+
+
+class FakeDisplay:
+    """Stands in for IPython.display.display: records display calls and the updates of the handle."""
+
+    def __init__(self):
+        self.displayed, self.updates = [], []
+
+    def __call__(self, obj, display_id=None):
+        assert display_id is True
+        self.displayed.append(obj)
+        return self
+
+    def update(self, obj):
+        self.updates.append(obj)
+
+
+@pytest.fixture
+def fake_display(monkeypatch):
+    plt.close("all")
+    fake = FakeDisplay()
+    monkeypatch.setattr(IPython.display, "display", fake)
+    yield fake
+    plt.close("all")
+
+
+def _run(view, steps=10, loss=None, sample_every=2):
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    D = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+    opt_g, opt_d = (torch.optim.SGD(m.parameters(), lr=0.01) for m in (G, D))
+    batches = iter(lambda: torch.rand(8, 3, 8, 8) * 2 - 1, None)
+    fixed = torch.randn(16, 4) if sample_every else None
+    return train(G, D, opt_g, opt_d, batches, loss or NonSaturatingLoss(), lambda n: torch.randn(n, 4), steps,
+                 fixed_noise=fixed, sample_every=sample_every, progress=False, on_step=view)
+
+
+def test_live_view_renders_at_the_interval_into_one_display_id(fake_display):
+    seen = []
+    with LiveView(every=3, static=False, then=lambda step, h: seen.append(step)) as view:
+        history = _run(view, steps=10)
+    assert view.renders == 4                               # steps 3, 6, 9, then the final state at close
+    assert len(fake_display.displayed) == 1 and len(fake_display.updates) == 3
+    assert view.rendered_step == history["step"] == 10
+    assert seen == list(range(1, 11))                      # the chained callback runs on every step
+    assert plt.get_fignums() == []                         # every rendered figure was closed
+    fig = fake_display.updates[-1]
+    assert len(fig.axes) == 2 and fig.axes[1].get_title() == "fixed noise, step 10"
+    assert {line.get_label() for line in fig.axes[0].lines} == {"loss_d", "loss_g"}
+    assert view.render_seconds > 0
+    view.close()                                           # a second close draws nothing
+    assert view.renders == 4
+
+
+def test_total_steps_widens_the_interval_to_bound_the_renders(fake_display):
+    view = LiveView(every=1, total_steps=40, max_renders=5, static=False)
+    assert view.every == 8
+    calls = []
+    view.show = calls.append                               # count renders without drawing
+    for step in range(1, 41):
+        view(step, {"step": step})
+    assert calls == [8, 16, 24, 32, 40]
+    with pytest.raises(ValueError, match="every"):
+        LiveView(every=0)
+
+
+def test_without_total_steps_the_interval_doubles_after_max_renders(fake_display):
+    view = LiveView(every=1, max_renders=3, static=False)
+    steps = []
+    view.then = lambda step, history: steps.append((step, view.renders))
+    _run(view, steps=12, sample_every=0)
+    view.close()                                           # step 12 is already shown: no extra render
+    rendered_at = [step for (step, n), (_, before) in zip(steps, [(0, 0)] + steps) if n > before]
+    assert rendered_at == [1, 2, 3, 4, 6, 8, 12] and view.every == 4
+    assert plt.get_fignums() == []
+
+
+def test_static_view_draws_one_figure_at_close_only(fake_display):
+    view = LiveView(every=1, static=True)
+    history = _run(view, steps=6, loss=WassersteinLoss(), sample_every=0)
+    assert view.renders == 0 and plt.get_fignums() == []
+    view.close()
+    assert view.renders == 1 and len(plt.get_fignums()) == 1
+    assert fake_display.displayed == [] and fake_display.updates == []
+    fig = view.figure
+    assert [ax.get_title() for ax in fig.axes] == ["losses", "W estimate"]    # no samples: no grid panel
+    assert len(fig.axes[1].lines[0].get_xdata()) == history["step"] == 6
+
+
+def test_outside_a_kernel_the_view_is_static_and_panels_are_checked(fake_display):
+    view = LiveView(every=1, panels={"losses": ["loss_d", "no such curve"]})
+    assert view.static                                     # pytest has no IPython kernel
+    _run(view, steps=2)
+    with pytest.raises(KeyError, match="no such curve"):
+        view.close()
+    LiveView().close()                                     # closed before any step: nothing to draw
+    assert len(fake_display.displayed) == 0

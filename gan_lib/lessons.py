@@ -1,11 +1,17 @@
-"""Run a lesson notebook headless, with parameters, and read back its ``result``.
+"""Run lesson notebooks headless, make student versions of them, and write executed HTML copies.
 
-Benchmarks and tests use this so that they measure exactly what a student runs.
+Benchmarks and tests use ``run_notebook`` so that they measure exactly what a student runs. Command line:
+
+    python -m gan_lib.lessons clean [--pin] notebooks/*.ipynb          # clear outputs before committing
+    python -m gan_lib.lessons student notebooks/*.ipynb --out student/  # exercises become stubs
+    python -m gan_lib.lessons demo [--full] [--out demo/] [notebooks...] # run all lessons, HTML copies
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from gan_lib.runtime import SMOKE_ENV
@@ -13,14 +19,17 @@ from gan_lib.runtime import SMOKE_ENV
 RESULT_MARK = "GAN_LIB_RESULT "
 
 
-def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600) -> None:
-    """Run ``nb`` in place in a fresh kernel started in the notebook's folder; ``smoke`` None keeps the caller's mode."""
+def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600, allow_errors: bool = False) -> None:
+    """Run ``nb`` in place in a fresh kernel started in the notebook's folder; ``smoke`` None keeps the caller's mode.
+
+    ``allow_errors=True`` runs every cell even after one fails (the errors are in the cells' outputs).
+    """
     from nbclient import NotebookClient
 
     env = dict(os.environ)
     if smoke is not None:
         env[SMOKE_ENV] = "1" if smoke else "0"
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                    resources={"metadata": {"path": str(path.parent)}}).execute(env=env)
 
 
@@ -86,8 +95,103 @@ def clean_notebook(path, pin: bool = False) -> None:
     nbformat.write(nb, path)
 
 
-def main(argv=None) -> None:
-    """``python -m gan_lib.lessons clean [--pin] notebooks/*.ipynb``"""
+SOLUTION_MARKS = {"code": ("### BEGIN SOLUTION", "### END SOLUTION"),
+                  "markdown": ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")}
+STUB_MESSAGE = "Exercise: write your answer here (cell {cell})"
+
+
+def solution_regions(cell, where: str = "") -> list[tuple[int, int]]:
+    """(begin, end) line numbers of the cell's solution regions; unbalanced or nested markers raise ValueError."""
+    begin_mark, end_mark = SOLUTION_MARKS.get(cell.cell_type, (None, None))
+    regions, begin = [], None
+    for i, line in enumerate(cell.source.splitlines()):
+        mark = line.strip()
+        if mark not in (begin_mark, end_mark):
+            continue
+        if (mark == begin_mark) == (begin is not None):
+            problem = ("a nested BEGIN SOLUTION", "close the open region first") if begin is not None else \
+                      ("an END SOLUTION without a BEGIN", f"add {begin_mark!r} where the solution starts")
+            raise ValueError(f"{where}cell {cell.get('id')} has {problem[0]} at line {i + 1}: {problem[1]}.")
+        if mark == begin_mark:
+            begin = i
+        else:
+            regions.append((begin, i))
+            begin = None
+    if begin is not None:
+        raise ValueError(f"{where}cell {cell.get('id')} has a BEGIN SOLUTION at line {begin + 1} without an END: "
+                         f"add {end_mark!r} after the solution.")
+    return regions
+
+
+def _stub(lines: list[str], begin: int, cell) -> list[str]:
+    """The lines that replace a solution region whose BEGIN marker is ``lines[begin]``."""
+    if cell.cell_type == "markdown":
+        return ["YOUR ANSWER HERE"]
+    indent = re.match(r"\s*", lines[begin]).group()    # a stub inside a def keeps the def's body indented
+    return [f"{indent}# YOUR CODE HERE",
+            f'{indent}raise NotImplementedError("{STUB_MESSAGE.format(cell=cell.get("id"))}")']
+
+
+def make_student_version(src, dst) -> int:
+    """Write the student notebook of ``src`` to ``dst`` and return the number of stubs it has.
+
+    Every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of a code cell becomes ``# YOUR CODE HERE`` and
+    ``raise NotImplementedError(...)`` naming the cell, indented like the BEGIN line; a markdown region between
+    ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` becomes "YOUR ANSWER HERE". All outputs and
+    execution counts are cleared, pinned cells' too.
+    """
+    import nbformat
+
+    src, dst = Path(src), Path(dst)
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"{dst} is the solution notebook itself: write the student version to another folder.")
+    nb = nbformat.read(src, as_version=4)
+    stubs = 0
+    for cell in nb.cells:
+        lines = cell.source.splitlines()
+        for begin, end in reversed(solution_regions(cell, where=f"{src.name}: ")):
+            lines[begin:end + 1] = _stub(lines, begin, cell)
+            stubs += cell.cell_type == "code"
+        cell.source = "\n".join(lines)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst)
+    return stubs
+
+
+def run_demo(notebooks, out="demo", smoke: bool = True, timeout: int | None = None) -> list[str]:
+    """Run each notebook headless and write ``out/NAME.ipynb`` and ``out/NAME.html``; return the names that failed.
+
+    A failing lesson still gets both files, up to and including the cell that failed (with its traceback).
+    ``timeout`` is per cell; None means 600 s in smoke mode and no limit in full mode (training takes long).
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    exporter, failed = HTMLExporter(), []
+    for path in map(Path, notebooks):
+        print(f"running {path.name} ({'smoke' if smoke else 'full'} mode) ...", flush=True)
+        nb = nbformat.read(path, as_version=4)
+        started, status = time.perf_counter(), "ok"
+        try:
+            _execute(nb, path, smoke=smoke, timeout=timeout or (600 if smoke else None))
+        except Exception as err:                           # report it, keep what ran, go on with the next lesson
+            failed.append(path.name)
+            reason = str(getattr(err, "evalue", err)).strip().splitlines()[:1]
+            status = f"FAILED with {getattr(err, 'ename', type(err).__name__)}: {''.join(reason)}"
+        nbformat.write(nb, out / path.name)
+        html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
+        (out / f"{path.stem}.html").write_text(html, encoding="utf-8")
+        print(f"{path.name}: {time.perf_counter() - started:.0f} s, {status} -> {out / path.stem}.html", flush=True)
+    return failed
+
+
+def main(argv=None) -> int:
+    """The command line: ``clean``, ``student`` and ``demo`` (see the module docstring); returns the exit code."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m gan_lib.lessons")
@@ -95,11 +199,34 @@ def main(argv=None) -> None:
     clean = sub.add_parser("clean", help="clear outputs before committing (pinned cells keep theirs)")
     clean.add_argument("--pin", action="store_true", help="re-run in smoke mode to refresh pinned outputs")
     clean.add_argument("notebooks", nargs="+")
+    student = sub.add_parser("student", help="write student notebooks: solutions become stubs, no outputs")
+    student.add_argument("notebooks", nargs="+")
+    student.add_argument("--out", default="student", help="folder for the student notebooks (default: student/)")
+    demo = sub.add_parser("demo", help="run lessons headless and write executed .ipynb and .html copies")
+    demo.add_argument("notebooks", nargs="*", help="default: notebooks/[0-9]*.ipynb")
+    demo.add_argument("--full", action="store_true", help="full mode instead of smoke mode")
+    demo.add_argument("--out", default="demo", help="folder for the executed copies (default: demo/)")
     args = parser.parse_args(argv)
-    for nb_path in args.notebooks:
-        clean_notebook(nb_path, pin=args.pin)
-        print(f"cleaned {nb_path}")
+
+    if args.command == "clean":
+        for nb_path in args.notebooks:
+            clean_notebook(nb_path, pin=args.pin)
+            print(f"cleaned {nb_path}")
+    elif args.command == "student":
+        for nb_path in map(Path, args.notebooks):
+            dst = Path(args.out) / nb_path.name
+            stubs = make_student_version(nb_path, dst)
+            print(f"wrote {dst} ({stubs} stub{'s' * (stubs != 1)})")
+    else:
+        notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
+        if not notebooks:
+            parser.error("no notebooks given and none match notebooks/[0-9]*.ipynb: run it from the repository root.")
+        failed = run_demo(notebooks, args.out, smoke=not args.full)
+        if failed:
+            print(f"{len(failed)} of {len(notebooks)} lessons failed: {', '.join(failed)}")
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

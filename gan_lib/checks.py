@@ -1,0 +1,127 @@
+"""Auto-checks for the lesson exercises: call one on your answer; it prints "✓ ..." or says what is wrong.
+
+    check_discriminator_loss(discriminator_loss)     # lesson 02
+    check_generator_loss(generator_loss)             # lesson 02
+    check_generator_shapes(G, 100, (3, 96, 96))      # lesson 03
+    check_gradient_penalty(my_gradient_penalty)      # lesson 04
+
+Each check compares your function with gan_lib's own implementation on small fixed inputs. A failure raises
+AssertionError with one sentence: what came out, what was expected, and a hint.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lib.losses import NonSaturatingLoss, gradient_penalty
+from gan_lib.models import gaussian_noise
+
+# Fixed logits of D on 4 real and 4 fake samples, (4, 1) each: confident, unsure and wrong answers.
+REAL_LOGITS = torch.tensor([[2.0], [0.5], [-1.0], [3.5]])
+FAKE_LOGITS = torch.tensor([[-2.5], [0.3], [1.2], [-0.4]])
+
+
+def _identity(logits):
+    return logits
+
+
+def _scalar(value, what: str, grad_hint: str = "compute it from the logits with torch operations") -> torch.Tensor:
+    """``value`` detached, after checking that it is a 0-d tensor with a gradient path to the inputs."""
+    described = f"a tensor of shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+    assert torch.is_tensor(value) and value.dim() == 0, \
+        f"{what} returned {described}, not a 0-d tensor: average over the batch and return the tensor itself."
+    assert value.requires_grad, \
+        f"{what} has no gradient path: {grad_hint}, and return the tensor, not .item() or a detached copy."
+    return value.detach()
+
+
+def _assert_close(got: torch.Tensor, want: torch.Tensor, message: str) -> None:
+    """AssertionError with ``message`` (which may use {got} and {want}) unless the two agree to ~1e-4."""
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), message.format(got=got.item(), want=want.item())
+
+
+def check_discriminator_loss(fn) -> None:
+    """``fn(d_real_logits, d_fake_logits, real_label)`` -> D's BCE loss (a scalar), as ``NonSaturatingLoss``."""
+    for real_label in (1.0, 0.9):
+        real = REAL_LOGITS.clone().requires_grad_(True)            # (4, 1)
+        fake = FAKE_LOGITS.clone().requires_grad_(True)            # (4, 1)
+        got = _scalar(fn(real, fake, real_label), "discriminator_loss")
+        want = NonSaturatingLoss(real_label).discriminator_loss(_identity, REAL_LOGITS, FAKE_LOGITS)[0]
+        hint = ("add BCE(real logits, target 1) and BCE(fake logits, target 0), each a mean over the batch, "
+                "with F.binary_cross_entropy_with_logits (the inputs are logits, not probabilities)"
+                if real_label == 1.0 else
+                "smooth only the real targets, torch.full_like(d_real_logits, real_label), and keep the fake targets 0")
+        _assert_close(got, want, f"With real_label={real_label} the loss is {{got:.5f}}, expected {{want:.5f}}: {hint}.")
+    print("✓ discriminator_loss matches gan_lib's BCE loss for real_label 1.0 and 0.9")
+
+
+def check_generator_loss(fn) -> None:
+    """``fn(d_fake_logits)`` -> G's non-saturating loss (a scalar), as ``NonSaturatingLoss.generator_loss``."""
+    got = _scalar(fn(FAKE_LOGITS.clone().requires_grad_(True)), "generator_loss")
+    want = NonSaturatingLoss().generator_loss(_identity, FAKE_LOGITS)[0]
+    _assert_close(got, want, "The generator loss is {got:.5f}, expected {want:.5f}: use the non-saturating loss "
+                             "BCE(fake logits, target 1) = -mean(log D(G(z))), not log(1 - D(G(z))), averaged over the batch.")
+    print("✓ generator_loss matches gan_lib's non-saturating loss")
+
+
+@torch.no_grad()
+def check_generator_shapes(G: nn.Module, latent_dim: int, image_shape: tuple[int, ...], noise=gaussian_noise) -> None:
+    """G(noise(B, latent_dim)) has shape (B, *image_shape) for B = 1 and 5, with values in [-1, 1] that depend on z.
+
+    G runs in eval mode (batch norm uses its running statistics, so B = 1 works) and gets its mode back after.
+    """
+    training, device = G.training, next(G.parameters(), torch.empty(0)).device
+    G.eval()
+    try:
+        for n in (1, 5):
+            x = G(noise(n, latent_dim).to(device))
+            want = (n, *image_shape)
+            assert tuple(x.shape) == want, (
+                f"G(z) for {n} noise vector(s) has shape {tuple(x.shape)}, expected {want}: check each layer's "
+                f"output size, (in - 1) * stride - 2 * padding + kernel for a ConvTranspose2d.")
+            assert x.min() >= -1 and x.max() <= 1, (
+                f"G's outputs span [{x.min():.3g}, {x.max():.3g}], outside [-1, 1]: end the generator with nn.Tanh() "
+                f"so that it matches the range of the real images.")
+        assert not torch.allclose(x[0], x[1:]), "G gives the same image for different z: make every layer depend on its input."
+    finally:
+        G.train(training)
+    print(f"✓ G maps noise (B, {latent_dim}) to images (B, {', '.join(map(str, image_shape))}) in [-1, 1] for B = 1 and 5")
+
+
+def _linear_critic(weight: torch.Tensor) -> nn.Module:
+    """f(x) = weight . x + b on (B, 3, 4, 4) images: its gradient is ``weight`` (48,) everywhere."""
+    D = nn.Sequential(nn.Flatten(), nn.Linear(48, 1))
+    with torch.no_grad():
+        D[1].weight.copy_(weight.view(1, 48))
+    return D
+
+
+def check_gradient_penalty(fn) -> None:
+    """``fn(D, real, fake)`` -> mean_i (||grad D(x̂_i)||_2 - 1)^2, the WGAN-GP penalty before its weight λ.
+
+    First on linear critics, whose gradient norm is known (penalty (norm - 1)^2 whatever eps is), then on a
+    small nonlinear critic against ``gan_lib.losses.gradient_penalty`` with the same eps (torch's next draw).
+    """
+    with torch.random.fork_rng(devices=[]):                    # leaves the notebook's random stream alone
+        torch.manual_seed(0)
+        real, fake = torch.rand(2, 6, 3, 4, 4) * 2 - 1         # (6, 3, 4, 4) each, in [-1, 1]
+        direction = torch.randn(48)
+        for norm in (3.0, 0.5):
+            got = _scalar(fn(_linear_critic(direction / direction.norm() * norm), real, fake), "The gradient penalty",
+                          grad_hint="pass create_graph=True to torch.autograd.grad so that the penalty trains the critic")
+            _assert_close(got, torch.tensor((norm - 1) ** 2), (
+                f"On a linear critic with gradient 2-norm {norm} the penalty is {{got:.5f}}, expected "
+                f"({norm} - 1)^2 = {{want:.5f}}: take each sample's 2-norm over all its pixels, "
+                f"grad.flatten(1).norm(2, dim=1), subtract 1, square, then average over the batch."))
+        D = nn.Sequential(nn.Flatten(), nn.Linear(48, 16), nn.Tanh(), nn.Linear(16, 1))
+        with torch.no_grad():
+            D[1].weight.mul_(4)                                # tanh well into its curve: the gradient varies with x
+        torch.manual_seed(1)
+        got = _scalar(fn(D, real, fake), "The gradient penalty")
+        torch.manual_seed(1)
+        eps = torch.rand(6, 1, 1, 1)                           # the draw fn made first, if it follows the recipe
+        want = gradient_penalty(D, real, fake, eps=eps)[0].detach()
+        _assert_close(got, want, "On a small nonlinear critic the penalty is {got:.5f}, expected {want:.5f}: draw one "
+                                 "eps per sample, torch.rand(B, 1, 1, 1), before any other random call, and take the "
+                                 "gradient at x_hat = eps * real + (1 - eps) * fake.")
+    print("✓ the gradient penalty matches (norm - 1)^2 on linear critics and gan_lib's on a nonlinear one")

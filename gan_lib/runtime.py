@@ -1,4 +1,4 @@
-"""Smoke mode, device choice and seeding: the three switches every lesson sets first."""
+"""Smoke mode, device, seeding and where a lesson runs (Colab, Kaggle, local): what every lesson sets first."""
 from __future__ import annotations
 
 import os
@@ -60,3 +60,49 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def runtime_name() -> str:
+    """Where the notebook runs: "Colab", "Kaggle" or "local"."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("google.colab") is not None:
+            return "Colab"
+    except ModuleNotFoundError:              # no "google" package at all
+        pass
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir("/kaggle/input"):
+        return "Kaggle"
+    return "local"
+
+
+def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
+    """One line for a lesson's first output, e.g. ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 |
+    smoke mode: off``, and a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
+    device = torch.device(device)
+    what = str(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        what += f" ({props.name}, {props.total_memory / 2**30:.0f} GB)"
+    line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__} | smoke mode: " \
+           f"{'on' if smoke_mode() else 'off'}"
+    if needs_gpu and device.type == "cpu" and not smoke_mode():
+        line += ("\nWARNING: no GPU. The full lesson takes hours on a CPU. Colab: Runtime > Change runtime type > "
+                 "T4 GPU. Kaggle: Settings > Accelerator > GPU. Or lower STEPS for a short run.")
+    return line
+
+
+def storage_folder(name: str, drive: bool = False) -> str:
+    """A folder for a lesson's checkpoints and outputs that survives where it can: with ``drive=True`` on Colab,
+    Google Drive (mounted on first use) ``MyDrive/gan-course-kit/<name>``, which outlives the session; on Kaggle
+    ``/kaggle/working/<name>`` (kept as the notebook's output); elsewhere ``runs/<name>``."""
+    where = runtime_name()
+    if drive and where == "Colab":
+        from google.colab import drive as colab_drive  # only importable on Colab
+
+        if not os.path.isdir("/content/drive/MyDrive"):
+            colab_drive.mount("/content/drive")
+        return f"/content/drive/MyDrive/gan-course-kit/{name}"
+    if where == "Kaggle":
+        return f"/kaggle/working/{name}"
+    return f"runs/{name}"

@@ -82,3 +82,25 @@ def test_seed_everything_returns_a_seeded_generator():
     b = torch.rand(3, generator=seed_everything(7))
     assert torch.equal(a, b)
     assert runtime.SMOKE_ENV == "GAN_LIB_SMOKE"
+
+
+def test_runtime_line_names_the_place_and_warns_only_when_a_gpu_is_needed(monkeypatch):
+    from gan_lib import runtime
+
+    monkeypatch.setenv(runtime.SMOKE_ENV, "0")
+    monkeypatch.setattr(runtime, "runtime_name", lambda: "Kaggle")
+    line = runtime.describe_runtime("cpu")
+    assert line.startswith("runtime: Kaggle | device: cpu | torch ") and "smoke mode: off" in line
+    assert "WARNING: no GPU" in line and "Settings > Accelerator > GPU" in line
+    assert "WARNING" not in runtime.describe_runtime("cpu", needs_gpu=False)
+    monkeypatch.setenv(runtime.SMOKE_ENV, "1")
+    assert "WARNING" not in runtime.describe_runtime("cpu") and "smoke mode: on" in runtime.describe_runtime("cpu")
+
+
+def test_storage_folder_by_place(monkeypatch):
+    from gan_lib import runtime
+
+    monkeypatch.setattr(runtime, "runtime_name", lambda: "local")
+    assert runtime.storage_folder("03_dcgan", drive=True) == "runs/03_dcgan"       # no Drive outside Colab
+    monkeypatch.setattr(runtime, "runtime_name", lambda: "Kaggle")
+    assert runtime.storage_folder("03_dcgan") == "/kaggle/working/03_dcgan"

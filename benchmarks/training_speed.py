@@ -1,7 +1,7 @@
 """Images per second of DCGAN-64 training: the kit's loop against a bare loop written like the PyTorch DCGAN
 tutorial, and the data paths (folder + PIL per epoch against the kit's decoded uint8 images), in one run.
 
-Contenders take turns (round-robin, ``--rounds`` rounds of ``--steps`` timed steps each, after warm-up steps), so
+Contenders take turns (round-robin, every other round reversed, ``--rounds`` rounds of ``--steps`` timed steps each, after warm-up steps), so
 a machine that slows down or speeds up part-way treats them alike; the median round is reported.
 
     python benchmarks/training_speed.py                       # CPU: width 32, batch 64 (the loop's overhead)
@@ -188,8 +188,10 @@ def main() -> int:
     contenders = [c for c in contenders if args.only is None or c.name in args.only]
     for c in contenders:
         c.run(args.warmup)
-    for r in range(args.rounds):
-        rates = [f"{c.name} {c.timed(args.steps, args.batch):,.0f}" for c in contenders]
+    for r in range(args.rounds):    # every other round in reverse order, so that no contender always goes first
+        for c in contenders if r % 2 == 0 else contenders[::-1]:
+            c.timed(args.steps, args.batch)
+        rates = [f"{c.name} {c.rates[-1]:,.0f}" for c in contenders]
         print(f"round {r + 1}: " + ", ".join(rates) + " images/s")
 
     data = {f"PIL DataLoader, {args.workers} workers": data_rate(pil_batches, 20, args.batch, device)}

@@ -2,14 +2,17 @@
 
 Each module holds one concern; lessons import what they need:
 
-    runtime          smoke mode, device choice, seeding
+    runtime          smoke mode, device choice, seeding, where a lesson runs (Colab, Kaggle, local)
     data             MNIST scaled to [-1, 1], with an offline fallback
     images           folders of face images (flat or nested, bad files counted), where lesson 03 gets faces
     synthetic_faces  generated cartoon faces: the offline fallback
     downloads        downloads with checksums, safe archive extraction
     models           model factories: MLP GAN (lesson 02), DCGAN 64/96 px (lessons 03-04)
     losses           GAN losses behind one interface: non-saturating BCE, WGAN, WGAN-GP, hinge
+    fast             the fast path: batches cut on the GPU from decoded images, precision, cudnn settings
     train            the one training loop lessons 02+ share
+    watch            divergence: NaN/inf, a discriminator that has won, a collapsed generator
+    live             the live training view (curves and the latest grid, redrawn in place)
     checkpoints      atomic saves, safe loads, resume
     metrics          numbers: 1-D W1, the Fréchet distance
     digits           mode coverage of MNIST generators (a small digit classifier)
@@ -17,7 +20,8 @@ Each module holds one concern; lessons import what they need:
     submission       the NTU HW6 submission: write, pack, validate
     explore          seeded samples, top-k, slerp, the latent explorer, animations
     plots            the figures the lessons show
-    lessons          run a lesson notebook headless (benchmarks, tests, demos); clean notebooks
+    lessons          run lessons headless (benchmarks, tests, demos), student versions, clean notebooks
+    checks           auto-checks a student runs on their exercise answers
 """
 from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
 

@@ -140,15 +140,17 @@ def set_rng_state(state: dict, generators: dict[str, torch.Generator] | None = N
 
 
 def _matching(kind: str, given: dict | None, saved: dict):
-    """``given.items()``, after refusing names the checkpoint lacks and warning about saved ones left unused."""
+    """The items of ``given`` that the checkpoint holds, warning about names it lacks (an older checkpoint, say:
+    those objects keep their current state) and about saved ones left unused."""
     given = given or {}
     missing, unused = sorted(set(given) - set(saved)), sorted(set(saved) - set(given))
     if missing:
-        raise KeyError(f"{kind} state(s) {missing} are not in the checkpoint, which has {sorted(saved)}: pass "
-                       f"the names used when saving.")
+        warnings.warn(f"the checkpoint holds no {kind} state for {missing} (it has {sorted(saved)}; perhaps it was "
+                      f"saved without them, or by an older version): they keep their current state, so the resumed "
+                      f"run will not repeat the original exactly.", stacklevel=3)
     if unused:
         warnings.warn(f"{len(unused)} {kind} state(s) in the checkpoint were not restored: {unused}.", stacklevel=3)
-    return given.items()
+    return [(name, obj) for name, obj in given.items() if name in saved]
 
 
 def training_state(G, D, opt_g, opt_d, history: dict | None = None, *, step: int | None = None,

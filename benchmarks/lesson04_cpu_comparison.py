@@ -27,8 +27,9 @@ def main() -> int:
         return 2
     r = run_notebook(ROOT / "notebooks" / "04_wgan_gp.ipynb", smoke=False, timeout=3600, parameters={
         "DATA_DIR": str(FACES), "STEPS": args.steps, "WIDTH": args.width, "BATCH": 32, "STUDY_STEPS": 50,
-        "N_EVAL": 500, "INCEPTION_WEIGHTS": args.inception})
+        "N_EVAL": 500, "INCEPTION_WEIGHTS": args.inception, "CHECKPOINT_DIR": None})
     seconds = r.pop("seconds")
+    r.pop("resumed_from", None)
     print(f"device cpu, {args.steps} generator steps per variant, width {args.width}, batch 32, 64 px")
     print(f"{'':22s} {'AFD':>6s} {'diversity':>9s} {'FID':>7s} {'KID':>7s} {'train s':>8s}")
     for name, row in r.items():

@@ -133,8 +133,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
             if models == (G, D) or step > start:
                 raise
-            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-            warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {first}); training "
+            said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training "
                           f"eagerly.")
             models = (G, D)
             real, fake, kept, norms_d, skipped = one_step(G, D)

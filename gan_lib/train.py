@@ -20,6 +20,8 @@ import torch
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
 from gan_lib.checkpoints import restore_training_state, training_state
 from gan_lib.fast import choose_precision, compile_models
 from gan_lib.watch import TrainingDiverged, Watch
@@ -46,7 +48,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
           device: torch.device | str = "cpu", grad_clip: float | None = None, record_grad_norms: bool = False,
           checkpoints=None, extras: dict | None = None, on_step: Callable[[int, dict], None] | None = None,
           sample_dir: str | Path | None = None, precision: str = "fp32", compile: bool = False,
-          watch: Watch | bool = True) -> dict:
+          watch: Watch | bool = True, ema: AveragedModel | None = None,
+          evaluate: Callable[[int], dict] | None = None, evaluate_every: int = 0) -> dict:
     """Train G and D for ``steps`` steps and return the history dict.
 
     ``batches`` yields real image batches (``ImageBatches``, or ``infinite(loader)``); ``noise(n)`` returns n
@@ -64,7 +67,12 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
       ``on_step(step, history)`` is called after every step (a scheduler, an EMA update, a live plot);
       ``precision``          "fp32", "bf16" or "fp16" (autocast; fp16 with one GradScaler for both models, the
                              gradient penalty computed on unscaled gradients) or "auto" (``fast.choose_precision``);
-      ``compile``            ``torch.compile`` G and D (``fast.compile_models``), eager again if the first step fails.
+      ``compile``            ``torch.compile`` G and D (``fast.compile_models``), eager again if the first step fails;
+      ``ema``                an exponential moving average of G (``make_ema``), updated after every step and
+                             saved with the checkpoints (as extra ``"ema"``);
+      ``evaluate(step)``     called every ``evaluate_every`` steps; returns numbers (``{"kid": 0.02}``), kept in
+                             ``history["evals"]`` and passed to ``checkpoints.save`` (its ``keep_best_by`` keeps
+                             the best one as best.pt).
     ``watch`` (on by default; ``False`` turns it off, or pass your own ``Watch``) says in plain words when D has
     won or G has collapsed, and stops on a NaN/inf loss before anything NaN is saved (see ``gan_lib.watch``).
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
@@ -77,6 +85,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     start = history.get("step", 0)
     watch = Watch() if watch is True else watch or None
     after_d_step = getattr(loss, "after_discriminator_step", None)
+    if ema is not None:
+        extras = {**(extras or {}), "ema": ema}
+    if evaluate_every < 0 or (evaluate_every and evaluate is None):
+        raise ValueError(f"evaluate_every={evaluate_every}: pass evaluate=fn(step) -> dict, and evaluate_every >= 1.")
     device_type = torch.device(device).type
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choose_precision(device, precision)]
     scaler = torch.amp.GradScaler(device_type, enabled=amp_dtype is torch.float16)
@@ -151,6 +163,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             if record_grad_norms:
                 history["grad_norms_d"].append(norms_d)
         history["step"] = step + 1
+        if ema is not None:
+            ema.update_parameters(G)
         if watch is not None:
             watch.check(step + 1, history, fake, real)
         if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
@@ -161,10 +175,15 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                            nrow=int(len(fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
         if on_step is not None:
             on_step(step + 1, history)
-        if checkpoints is not None and (checkpoints.due(step + 1) or step + 1 == start + steps):
+        metrics = {}
+        if evaluate_every and (step + 1) % evaluate_every == 0:
+            metrics = {name: float(value) for name, value in evaluate(step + 1).items()}
+            history.setdefault("evals", []).append({"step": step + 1, **metrics})
+        if checkpoints is not None and (checkpoints.due(step + 1) or step + 1 == start + steps or metrics):
             history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
             started = time.perf_counter()
-            checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras))
+            checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),
+                             **metrics)
         if progress and (step + 1) % 50 == 0:
             rate = images / max(time.perf_counter() - first, 1e-9)
             bar.set_postfix({"loss_d": f"{numbers['loss_d']:.3f}", "loss_g": f"{numbers['loss_g']:.3f}",
@@ -187,6 +206,14 @@ def _diverged(why: str, watch: Watch, checkpoints, G, D, opt_g, opt_d, extras) -
     warnings.warn(f"{why} Rolled back to the checkpoint of step {restored['step']}: G, D, the optimisers and "
                   f"the random state are as they were then; change the cause before training on.", stacklevel=3)
     return history
+
+
+def make_ema(G, decay: float = 0.999) -> AveragedModel:
+    """An exponential moving average of G's weights (and batch-norm buffers), ``torch.optim.swa_utils`` style:
+    after each step ``ema = decay * ema + (1 - decay) * G``. Sample from ``ema.module``; pass it as ``train(ema=)``."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"decay={decay}: an EMA decay lies strictly between 0 and 1 (0.999 is usual).")
+    return AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 @torch.no_grad()

@@ -129,3 +129,35 @@ def test_fixed_noise_grids_are_kept_and_saved(tmp_path):
                     progress=False)
     assert [s for s, _ in history["samples"]] == [2, 4] and history["samples"][0][1].shape == (4, 3, 8, 8)
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["step_000002.png", "step_000004.png"]
+
+
+def test_ema_follows_g_and_is_checkpointed(tmp_path):
+    from gan_lib.checkpoints import CheckpointManager, load_checkpoint
+    from gan_lib.train import make_ema
+
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    ema = make_ema(G, decay=0.9)
+    start = [p.detach().clone() for p in G.parameters()]
+    train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=20, ema=ema,
+          checkpoints=CheckpointManager(tmp_path, every=100), progress=False)
+    for p0, p, q in zip(start, G.parameters(), ema.module.parameters()):
+        assert not torch.equal(q, p0) and not torch.equal(q, p)      # moved, but lags behind G
+    assert int(ema.n_averaged) == 20
+    assert "ema" in load_checkpoint(tmp_path / "last.pt")["extras"]
+    with pytest.raises(ValueError, match="decay"):
+        make_ema(G, decay=1.0)
+
+
+def test_evaluate_every_keeps_the_best_checkpoint(tmp_path):
+    from gan_lib.checkpoints import CheckpointManager, load_checkpoint
+
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    scores = iter([0.5, 0.1, 0.3])           # the second evaluation (step 4) is the best
+    manager = CheckpointManager(tmp_path, every=100, keep_best_by="kid", mode="min")
+    history = train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=6, progress=False,
+                    checkpoints=manager, evaluate=lambda step: {"kid": next(scores)}, evaluate_every=2)
+    assert history["evals"] == [{"step": 2, "kid": 0.5}, {"step": 4, "kid": 0.1}, {"step": 6, "kid": 0.3}]
+    assert load_checkpoint(tmp_path / "best.pt")["step"] == 4
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 6
+    with pytest.raises(ValueError, match="evaluate"):
+        train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=1, evaluate_every=2)

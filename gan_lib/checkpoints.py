@@ -1,6 +1,7 @@
 """Checkpoints that survive a disconnected Colab or Kaggle session: atomic saves, safe loads, resume.
 
-    manager = CheckpointManager("/content/drive/MyDrive/dcgan", every=500, keep_best_by="fid", mode="min")
+    manager = CheckpointManager("/content/drive/MyDrive/dcgan", every=500, keep_best_by="fid", mode="min",
+                                settings={"lr": 2e-4, "batch": 128, "loss": "wgan-gp"})   # resume() refuses others
     if (state := manager.resume()) is not None:                  # None on a fresh run
         history = restore_training_state(state, G, D, opt_g, opt_d, extras={"ema": ema})["history"]
     if manager.due(history["step"]):                              # in the loop
@@ -12,6 +13,7 @@ so a checkpoint from a stranger cannot run code when it is loaded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import random
@@ -193,18 +195,41 @@ def restore_training_state(state: dict, G, D, opt_g, opt_d, *, extras: dict | No
     return {"step": state["step"], "history": history, "fixed_noise": state["fixed_noise"]}
 
 
+def changed_settings(saved: dict, current: dict) -> list[str]:
+    """``["lr 0.0002 -> 0.0001", ...]`` for every key whose value differs between two settings dicts."""
+    return [f"{key} {saved.get(key, '(unset)')!r} -> {current.get(key, '(unset)')!r}"
+            for key in sorted(set(saved) | set(current)) if saved.get(key, "(unset)") != current.get(key, "(unset)")]
+
+
 class CheckpointManager:
     """``last.pt``, ``previous.pt`` and ``best.pt`` by the metric ``keep_best_by``, in one folder per run:
-    ``mode="min"`` when lower is better (FID), ``"max"`` when higher is (a face rate)."""
+    ``mode="min"`` when lower is better (FID), ``"max"`` when higher is (a face rate).
+
+    ``settings`` (plain JSON values: architecture, loss, learning rate, batch, data; leave the step count out so
+    that a longer run can continue a shorter one) are stored in every save; ``resume()`` refuses a folder whose
+    run was trained with other settings, naming each change."""
 
     NAMES = ("last.pt", "previous.pt", "best.pt")
 
-    def __init__(self, folder: str | Path, every: int = 1000, keep_best_by: str | None = None, mode: str = "min"):
+    def __init__(self, folder: str | Path, every: int = 1000, keep_best_by: str | None = None, mode: str = "min",
+                 settings: dict | None = None):
         if mode not in ("min", "max") or every < 1:
             raise ValueError(f"mode={mode!r}, every={every}: mode must be 'min' (lower is better) or 'max', and "
                              f"every >= 1.")
+        try:                                   # tuples become lists, as they will when read back
+            self.settings = None if settings is None else json.loads(json.dumps(settings, allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"settings must be a dict of plain values (numbers, strings, booleans, lists) so that "
+                            f"they can be compared after a restart; {error}.") from None
         self.folder, self.every, self.keep_best_by, self.mode = Path(folder), every, keep_best_by, mode
         self._best: float | None = None        # best metric so far; read from best.pt after a restart
+
+    def _changes(self, state: dict) -> list[str] | None:
+        """What differs between this manager's settings and those ``state`` was saved with (None: unknown)."""
+        saved = state.get("checkpoint", {}).get("settings") if isinstance(state, dict) else None
+        if self.settings is None or saved is None:
+            return None
+        return changed_settings(saved, self.settings)
 
     def due(self, step: int) -> bool:
         """True every ``every`` steps: ``if manager.due(step): manager.save(...)``."""
@@ -215,7 +240,9 @@ class CheckpointManager:
         path = self.folder / "best.pt"
         if self._best is None and self.keep_best_by and path.exists():
             try:
-                self._best = load_checkpoint(path)["checkpoint"]["metrics"][self.keep_best_by]
+                state = load_checkpoint(path)
+                if not self._changes(state):   # a best.pt of a run with other settings does not count
+                    self._best = state["checkpoint"]["metrics"][self.keep_best_by]
             except (CheckpointError, KeyError, TypeError) as error:
                 warnings.warn(f"{path} has no readable {self.keep_best_by!r} ({error}): the next save replaces it.")
         return self._best
@@ -224,7 +251,7 @@ class CheckpointManager:
         """Write last.pt (the old one becomes previous.pt) and, when ``metrics[keep_best_by]`` beats the best so
         far, best.pt too; return the paths written, e.g. ``manager.save(state, fid=41.3)``."""
         metrics = {name: float(value) for name, value in metrics.items()}
-        state, last = {**state, "checkpoint": {"metrics": metrics}}, self.folder / "last.pt"
+        state, last = {**state, "checkpoint": {"metrics": metrics, "settings": self.settings}}, self.folder / "last.pt"
         tmp = _write_temp(last, state)
         if last.exists():
             os.replace(last, self.folder / "previous.pt")
@@ -238,7 +265,8 @@ class CheckpointManager:
 
     def resume(self, map_location="cpu") -> dict | None:
         """The newest checkpoint that loads: last.pt, else (with a warning) the newer of previous.pt and best.pt;
-        None when the folder holds none. Unfinished temporary files of an interrupted save are removed."""
+        None when the folder holds none. Unfinished temporary files of an interrupted save are removed. A run
+        saved with other ``settings`` raises CheckpointError naming each change; nothing is deleted."""
         stale = [p for name in self.NAMES for p in self.folder.glob(f".{name}.*.tmp")]
         for path in stale:
             path.unlink(missing_ok=True)
@@ -253,10 +281,11 @@ class CheckpointManager:
                 problems.append(error)
                 continue
             if path.name == "last.pt":
-                return state
+                return self._same_settings(state, path)
             loaded.append((state.get("step", -1), path, state))
         if loaded:
             step, path, state = max(loaded, key=lambda item: item[0])
+            self._same_settings(state, path)
             warnings.warn(f"resuming from {path} (step {step}) because {problems[0]}", stacklevel=2)
             if (self.folder / "last.pt").exists():     # keep the damaged file aside, out of the next save's way
                 os.replace(self.folder / "last.pt", self.folder / "last.damaged.pt")
@@ -265,3 +294,15 @@ class CheckpointManager:
             raise CheckpointError(f"no checkpoint in {self.folder} loads ({' '.join(map(str, problems))}): move "
                                   f"the files away to start a fresh run.")
         return None
+
+    def _same_settings(self, state: dict, path: Path) -> dict:
+        """``state``, after checking that it was saved with this manager's settings."""
+        changes = self._changes(state)
+        if changes:
+            raise CheckpointError(f"{path} was trained with other settings ({'; '.join(changes)}): use a new "
+                                  f"checkpoint folder for the new settings, or set RESUME = False to train from "
+                                  f"scratch in this one (nothing has been deleted).")
+        if changes is None and self.settings is not None:
+            warnings.warn(f"{path} was saved without settings, so resume() cannot tell whether they changed: it "
+                          f"is loaded as it is.", stacklevel=3)
+        return state

@@ -331,3 +331,26 @@ def test_a_checkpoint_saved_without_an_extra_still_resumes_with_a_warning(tmp_pa
     with pytest.warns(UserWarning, match=r"no extra state for \['ema', 'sched_g'\].*keep their current state"):
         restored = restore_training_state(load_checkpoint(path), G2, D2, opt_g2, opt_d2, extras=extras2)
     assert restored["step"] == 3 and torch.equal(G2[0].weight, G[0].weight)
+
+
+def test_resume_refuses_a_run_trained_with_other_settings_and_names_each_change(tmp_path):
+    settings = {"lr": 2e-4, "batch": 64, "loss": "bce", "widths": (128, 256)}
+    manager = CheckpointManager(tmp_path, keep_best_by="kid", settings=settings)
+    manager.save({"step": 3}, kid=0.5)
+    assert CheckpointManager(tmp_path, settings=dict(settings)).resume()["step"] == 3     # same settings: loads
+    changed = CheckpointManager(tmp_path, keep_best_by="kid", settings={**settings, "lr": 1e-4, "batch": 128})
+    with pytest.raises(CheckpointError) as caught:
+        changed.resume()
+    message = str(caught.value)
+    assert "batch 64 -> 128; lr 0.0002 -> 0.0001" in message and "loss" not in message
+    assert "new checkpoint folder" in message and "RESUME = False" in message and message.count(". ") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]                 # nothing deleted
+    assert changed.best() is None                     # the other run's best.pt does not count for this run
+    assert [p.name for p in changed.save({"step": 1}, kid=0.9)] == ["last.pt", "best.pt"]
+    with pytest.raises(CheckpointError, match=r"dropout '\(unset\)' -> 0.3"):
+        CheckpointManager(tmp_path, settings={**settings, "lr": 1e-4, "batch": 128, "dropout": 0.3}).resume()
+    with pytest.warns(UserWarning, match="saved without settings"):   # an old run: loaded, with a warning
+        CheckpointManager(tmp_path / "old").save({"step": 2})
+        assert CheckpointManager(tmp_path / "old", settings=settings).resume()["step"] == 2
+    with pytest.raises(TypeError, match="settings must be a dict of plain values"):
+        CheckpointManager(tmp_path, settings={"device": torch.device("cpu")})

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MNIST_SUBSET = REPO_ROOT / "assets" / "mnist" / "mnist-2k.npz"
+MNIST_ASSETS = Path(__file__).resolve().parent / "assets" / "mnist"   # package data: in the wheel too
+MNIST_SUBSET = MNIST_ASSETS / "mnist-2k.npz"
 MNIST_SUBSET_SHA256 = "d15ad8c59ee070810f8a88af868757044aaeef01ec93749985c88302f7386b9c"
 
 
@@ -19,17 +19,28 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def load_mnist_subset(path: Path = MNIST_SUBSET) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 2,000-digit offline subset shipped in assets/ (CC BY-SA 3.0): uint8 images (N, 28, 28), labels (N,)."""
+    """The 2,000-digit offline subset shipped with gan_lib (CC BY-SA 3.0): uint8 images (N, 28, 28), labels (N,)."""
     if not path.is_file():
         raise FileNotFoundError(
-            f"the offline MNIST subset {path} is missing: clone the whole repository (not only the package) "
-            f"or give the notebook internet access so torchvision can download MNIST.")
+            f"the offline MNIST subset {path} is missing: reinstall the kit (`pip install --force-reinstall "
+            f"gan-course-kit`, or the git URL) or give the notebook internet access so torchvision can download MNIST.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != MNIST_SUBSET_SHA256:
         raise ValueError(f"{path} is damaged (sha256 {digest[:12]}…, expected {MNIST_SUBSET_SHA256[:12]}…): "
-                         f"restore it with `git checkout -- {path.name}`.")
+                         f"reinstall the kit, or in a clone restore it with `git checkout -- {path}`.")
     with np.load(path) as data:
         return torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]).long()
+
+
+def every_class_first(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """All indices, ordered so that any prefix holds every class about equally: a shuffled (fixed ``seed``)
+    first digit of each class, then a second of each, and so on. labels (N,) -> indices (N,)."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    rank = torch.empty(len(labels), dtype=torch.long)             # the digit's place among those of its class
+    for c in labels.unique():
+        members = order[labels[order] == c]
+        rank[members] = torch.arange(len(members))
+    return torch.argsort(rank * (int(labels.max()) + 1) + labels.long())
 
 
 def load_mnist(root: str | Path = "data", download: bool = True, limit: int | None = None):
@@ -37,8 +48,8 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
     the source.
 
     Tries torchvision's MNIST (downloaded into ``root`` and checked by torchvision's md5 sums); without a
-    network it falls back to the 2,000-digit real subset shipped in ``assets/``. ``limit`` keeps the first
-    ``limit`` digits (smoke mode).
+    network it falls back to the 2,000-digit real subset shipped in ``gan_lib/assets/mnist/``. ``limit`` keeps
+    ``limit`` digits drawn class by class (smoke mode), so that even 50 digits hold all ten classes.
     """
     try:
         from torchvision.datasets import MNIST
@@ -48,9 +59,10 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
     except (RuntimeError, OSError) as err:  # no network, or not downloaded and download=False
         images, labels = load_mnist_subset()
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        source = (f"offline subset from assets/, {len(images):,} real digits, 200 per class "
+        source = (f"offline subset shipped with gan_lib, {len(images):,} real digits, 200 per class "
                   f"(torchvision MNIST unavailable: {reason})")
     if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+        keep = every_class_first(labels)[:limit]
+        images, labels = images[keep], labels[keep]
     x = to_unit_range(images).unsqueeze(1)  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [-1, 1]
     return TensorDataset(x, labels), source

@@ -6,7 +6,7 @@
 
 A generator that has collapsed onto a few digits shows it at once in the class histogram; the Fréchet
 distance in the classifier's 64-d feature space (FID's formula, with a digit network instead of Inception)
-also sees blurry or odd-looking digits. The weights ship in ``assets/mnist/digit-classifier.pt``, made by
+also sees blurry or odd-looking digits. The weights ship in ``gan_lib/assets/mnist/digit-classifier.pt``, made by
 ``assets/mnist/make_classifier.py`` (trained on real digits that are not in the offline subset).
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_lib.data import REPO_ROOT
+from gan_lib.data import MNIST_ASSETS
 from gan_lib.metrics import frechet_distance
 
-CLASSIFIER_WEIGHTS = REPO_ROOT / "assets" / "mnist" / "digit-classifier.pt"
+CLASSIFIER_WEIGHTS = MNIST_ASSETS / "digit-classifier.pt"   # package data: in the wheel too
 
 
 class DigitClassifier(nn.Module):
@@ -72,7 +72,7 @@ def load_digit_classifier(path: str | Path = CLASSIFIER_WEIGHTS) -> DigitClassif
     """The shipped classifier (97-98% accuracy on held-out real digits), loaded safely (``weights_only``)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"the digit classifier {path} is missing: clone the whole repository or "
+        raise FileNotFoundError(f"the digit classifier {path} is missing: reinstall the kit (pip) or "
                                 f"remake it with `python assets/mnist/make_classifier.py`.")
     model = DigitClassifier()
     try:

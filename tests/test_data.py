@@ -40,7 +40,7 @@ def test_damaged_or_missing_subset_is_a_clear_error(tmp_path):
     broken.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="is damaged"):
         data.load_mnist_subset(broken)
-    with pytest.raises(FileNotFoundError, match="clone the whole repository"):
+    with pytest.raises(FileNotFoundError, match="is missing: reinstall the kit"):
         data.load_mnist_subset(tmp_path / "absent.npz")
 
 
@@ -59,3 +59,13 @@ def test_load_mnist_prefers_torchvision_when_it_works(monkeypatch, tmp_path):
     ds, source = data.load_mnist(root=tmp_path)
     assert source.startswith("torchvision MNIST, 5 training digits")
     assert torch.all(ds.tensors[0] == 1.0)
+
+
+@pytest.mark.parametrize("limit", [10, 50, 512])
+def test_a_small_limit_samples_every_class(tmp_path, limit):
+    """The subset file is sorted by class: its first 512 digits are 0s, 1s and 2s only."""
+    ds, _ = data.load_mnist(root=tmp_path, download=False, limit=limit)
+    counts = torch.bincount(ds.tensors[1], minlength=10)
+    assert len(ds) == limit and counts.max() - counts.min() <= 1, counts.tolist()
+    again, _ = data.load_mnist(root=tmp_path, download=False, limit=limit)
+    assert torch.equal(ds.tensors[0], again.tensors[0])                            # the same digits every time

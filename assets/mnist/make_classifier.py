@@ -1,4 +1,4 @@
-"""Make assets/mnist/digit-classifier.pt: the small CNN that lesson 02 uses to label generated digits.
+"""Make gan_lib/assets/mnist/digit-classifier.pt (package data, shipped in the wheel): the small CNN that lesson 02 uses to label generated digits.
 
 Trained on the 3,000 digits of the 5,000-digit MNIST subset (../shared/data/mnist-5k.npz, see make_subset.py)
 that are NOT in the offline subset mnist-2k.npz, and tested on those 2,000, so the printed accuracy is on

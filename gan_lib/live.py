@@ -10,10 +10,13 @@ widgets are needed, so it also survives nbconvert/HTML export as the last pictur
 terminal IPython, tests), or with ``static=True``, nothing is drawn during training and ``close()`` draws
 one final figure, left open in pyplot like every figure of ``gan_lib.plots`` (``view.figure`` holds it).
 "In a kernel" is ``explore.widgets_available()``, so a kernel without ipywidgets also gets the static view.
+
+``tensorboard_logger(log_dir)`` is the same kind of callback for TensorBoard (Colab: ``%tensorboard --logdir``).
 """
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Callable, Mapping, Sequence
 
@@ -118,3 +121,36 @@ def _default_panels(history: Mapping) -> dict[str, list[str]]:
     if "W estimate" in history:
         panels["W estimate"] = ["W estimate"]
     return {name: keys for name, keys in panels.items() if keys}
+
+
+def tensorboard_logger(log_dir: str, every: int = 10) -> Callable[[int, dict], None]:
+    """An ``on_step(step, history)`` callback that writes to TensorBoard every ``every`` steps: the mean of each
+    per-step number of the history (losses, D's outputs) over those steps, and each new fixed-noise grid.
+    ``callback.writer`` is the ``SummaryWriter``; view with ``tensorboard --logdir <log_dir>``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError("TensorBoard logging needs the tensorboard package: `pip install tensorboard` (Colab "
+                          "and Kaggle have it already), or leave the logger out.") from None
+    from torchvision.utils import make_grid
+
+    if every < 1:
+        raise ValueError(f"every={every}: log every >= 1 steps, e.g. every=10.")
+    writer, last_grid = SummaryWriter(log_dir), [None]
+
+    def callback(step: int, history: dict) -> None:
+        if step % every:
+            return
+        for key, values in history.items():
+            if key != "samples" and isinstance(values, list) and values and isinstance(values[-1], (int, float)):
+                recent = values[-every:]                                  # this interval's steps
+                writer.add_scalar(re.sub(r"[^\w./-]+", "_", key).strip("_"), sum(recent) / len(recent), step)
+        samples = history.get("samples") or []
+        if samples and samples[-1][0] != last_grid[0]:
+            last_grid[0], images = samples[-1]                           # (N, C, H, W) in [-1, 1]
+            grid = make_grid(images, nrow=math.isqrt(len(images)), normalize=True, value_range=(-1, 1))
+            writer.add_image("fixed noise", grid, last_grid[0])
+        writer.flush()
+
+    callback.writer = writer
+    return callback

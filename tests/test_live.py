@@ -109,3 +109,30 @@ def test_outside_a_kernel_the_view_is_static_and_panels_are_checked(fake_display
         view.close()
     LiveView().close()                                     # closed before any step: nothing to draw
     assert len(fake_display.displayed) == 0
+
+
+def test_tensorboard_logger_writes_interval_means_and_each_new_grid(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gan_lib.live import tensorboard_logger
+
+    log = tensorboard_logger(str(tmp_path), every=4)
+    history = _run(log, steps=12, sample_every=6)
+    log.writer.close()
+    events = EventAccumulator(str(tmp_path)).Reload()
+    assert {"loss_d", "loss_g", "D_x", "D_G_z_before_D_step"} <= set(events.Tags()["scalars"])
+    logged = events.Scalars("loss_d")
+    assert [e.step for e in logged] == [4, 8, 12]
+    assert logged[1].value == pytest.approx(sum(history["loss_d"][4:8]) / 4, rel=1e-5)
+    assert [e.step for e in events.Images("fixed noise")] == [6, 12]     # steps 8 and 12 log; 8 saw step 6's grid
+
+
+def test_tensorboard_logger_without_tensorboard_says_how_to_install(monkeypatch):
+    import sys
+
+    from gan_lib.live import tensorboard_logger
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)          # as if it were not installed
+    with pytest.raises(ImportError, match=r"^TensorBoard logging needs the tensorboard package: `pip install"):
+        tensorboard_logger("runs/x")

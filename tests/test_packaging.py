@@ -23,9 +23,19 @@ def _normalise(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower() + spec.replace(" ", "")
 
 
+# The extras environment.yml installs; any other extra is pip-only and must be named here on purpose.
+CONDA_EXTRAS = ("test", "lab")
+PIP_ONLY_EXTRAS = ()
+
+
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    extras = project["optional-dependencies"]
+    assert sorted(extras) == sorted(CONDA_EXTRAS + PIP_ONLY_EXTRAS), (
+        f"pyproject's extras {sorted(extras)} are not those tests/test_packaging.py knows: add the new extra to "
+        f"CONDA_EXTRAS (and its packages to environment.yml) or to PIP_ONLY_EXTRAS.")
+    assert any(_normalise(r).startswith("jupyterlab") for r in extras["lab"]), "the lab extra lost jupyterlab."
+    wanted = {_normalise(r) for r in project["dependencies"] + [r for e in CONDA_EXTRAS for r in extras[e]]}
 
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     listed = set()

@@ -9,7 +9,8 @@ A loss object has two methods; each returns ``(loss, stats)`` where ``stats`` ma
 
 Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged. Lesson 04 adds the
 Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss;
-``make_loss("wgan-gp")`` picks one by name.
+``make_loss("wgan-gp")`` picks one by name. Lesson 05 wraps any of them in ``Regularised``: DiffAugment on
+every D input, and the lazy R1 (and R2) penalty.
 """
 from __future__ import annotations
 
@@ -78,6 +79,15 @@ def _check_norm(norm):
         raise ValueError(f"norm={norm} is not supported: use 2 (the paper) or 1 (to reproduce the HW6 write-up).")
 
 
+def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
+    """The gradient of D's scores with respect to its input, d sum_i D(x)_i / dx, shape (B, C, H, W).
+
+    Built with ``create_graph=True``, so a penalty on it trains D; ``grad_scale`` as in ``gradient_penalty``."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).float().sum() * grad_scale, x, create_graph=True)
+    return grad / grad_scale                                              # (B, C, H, W), unscaled
+
+
 def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
     """(penalty, norms): penalty = mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1).
 
@@ -99,9 +109,7 @@ def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = No
     _check_norm(norm)
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)  # (B, C, H, W)
-    (grad,) = torch.autograd.grad(D(x_hat).float().sum() * grad_scale, x_hat, create_graph=True)
-    grad = grad / grad_scale                                              # (B, C, H, W), unscaled
+    grad = input_gradient(D, eps * real + (1 - eps) * fake, grad_scale)   # (B, C, H, W) at x̂
     norms = torch.linalg.vector_norm(grad.flatten(1), ord=norm, dim=1)     # (B,)
     return ((norms - 1) ** 2).mean(), norms
 
@@ -139,6 +147,50 @@ class HingeLoss:
         scores_real, scores_fake = D(real), D(fake)                         # (B, 1) each
         loss = F.relu(1 - scores_real).mean() + F.relu(1 + scores_fake).mean()
         return loss, {"f(x)": scores_real.detach().mean(), "f(G(z))": scores_fake.detach().mean()}
+
+
+class Regularised:
+    """Any loss above plus what modern recipes put around it (lesson 05), behind the same interface.
+
+    ``augment`` (e.g. ``gan_lib.augment.DiffAugment``): D sees ``augment(x)`` for real and fake images, in the
+    D step and in the G step, so D never sees an un-augmented image and G is never asked to make augmented ones.
+    ``r1`` = γ: a zero-centred gradient penalty on real data (Mescheder et al., 2018),
+    (γ/2) E ||∇_x D(x)||², which stops D from growing steep around the real images; ``r2`` the same on fakes
+    (R3GAN, Huang et al., 2024). *Lazy* (StyleGAN2): computed on every ``every``-th D update only, multiplied
+    by ``every`` so the average strength stays the same; the stats carry the latest ``"R1"`` / ``"R2"`` value.
+    """
+
+    grad_scale = 1.0       # set by train() in fp16, as for WassersteinGPLoss
+
+    def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
+        if r1 < 0 or r2 < 0 or every < 1:
+            raise ValueError(f"r1={r1}, r2={r2}, every={every}: the weights must be >= 0 (StyleGAN2 uses r1 of "
+                             f"0.01-10 by resolution) and every >= 1 (16 is usual).")
+        self.base, self.augment, self.r1, self.r2, self.every = base, augment, r1, r2, every
+        self.calls, self.latest = 0, {}
+        if hasattr(base, "after_discriminator_step"):
+            self.after_discriminator_step = base.after_discriminator_step
+
+    def _seen_by(self, D):
+        """D as the loss sees it: D(augment(x)) when there is an augmentation."""
+        return D if self.augment is None else (lambda x: D(self.augment(x)))
+
+    def discriminator_loss(self, D, real, fake):
+        if hasattr(self.base, "grad_scale"):
+            self.base.grad_scale = self.grad_scale
+        D_seen = self._seen_by(D)
+        loss, stats = self.base.discriminator_loss(D_seen, real, fake)
+        if self.calls % self.every == 0:
+            for name, gamma, x in (("R1", self.r1, real), ("R2", self.r2, fake)):
+                if gamma:
+                    penalty = input_gradient(D_seen, x, self.grad_scale).flatten(1).square().sum(1).mean()
+                    loss = loss + (gamma / 2 * self.every) * penalty
+                    self.latest[name] = penalty.detach()
+        self.calls += 1
+        return loss, {**stats, **self.latest}
+
+    def generator_loss(self, D, fake):
+        return self.base.generator_loss(self._seen_by(D), fake)
 
 
 LOSSES = {"bce": NonSaturatingLoss, "wgan": WassersteinLoss, "wgan-gp": WassersteinGPLoss, "hinge": HingeLoss}

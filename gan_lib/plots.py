@@ -21,11 +21,13 @@ def plot_curves(
     smooth: int = 1,
     title: str | None = None,
     xlabel: str = "step",
+    xs: Sequence[float] | None = None,
 ):
     """One panel per entry of ``panels``: ``{"losses": ["loss_d", "loss_g"], ...}``.
 
     ``refs`` draws dashed horizontal reference lines per panel (e.g. the target mean);
-    ``smooth`` is a moving-average window that makes noisy per-step curves readable.
+    ``smooth`` is a moving-average window that makes noisy per-step curves readable;
+    ``xs`` are the x values of the points (default 0, 1, 2, ...), e.g. the steps at which a score was taken.
     """
     refs = refs or {}
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
@@ -34,7 +36,7 @@ def plot_curves(
             if key not in history:
                 raise KeyError(f"history has no curve {key!r}; it has {sorted(history)}.")
             y = _moving_average(np.asarray(history[key], dtype=float), smooth)
-            x = np.arange(len(y)) + (len(history[key]) - len(y))
+            x = (np.arange(len(history[key])) if xs is None else np.asarray(xs))[len(history[key]) - len(y):]
             ax.plot(x, y, label=key, lw=1.2)
         for value in refs.get(name, ()):
             ax.axhline(value, color="k", ls="--", lw=0.8)
@@ -57,10 +59,11 @@ def plot_density_snapshots(
 ):
     """Histograms of generated 1-D samples, each over the target density.
 
-    Keys are training steps (titled "step N") or any label (e.g. a model's name).
+    Keys are training steps (titled "step N") or any label (e.g. a model's name). Each panel has its own y-axis:
+    a shared one would be set by the tallest panel (an early, narrow spike) and flatten the shapes of the others.
     """
     xs = np.linspace(*x_range, 400)
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), squeeze=False)
     for ax, (key, samples) in zip(axes[0], snapshots.items()):
         samples = np.asarray(samples).reshape(-1)
         ax.hist(samples, bins=bins, range=x_range, density=True, alpha=0.6, color="tab:orange", label="G(z)")

@@ -1,12 +1,17 @@
 """Lesson 01 in full mode for one seed meets the per-seed target (benchmarks/ checks five seeds)."""
 from pathlib import Path
 
+import matplotlib
 import nbformat
+import numpy as np
 import pytest
 
-from gan_lib.lessons import run_notebook
+from gan_lib.lessons import run_notebook, solution_regions
+from gan_lib.plots import plot_density_snapshots
 
+matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
+LESSON = ROOT / "notebooks" / "01_gaussian_1d.ipynb"
 
 
 def test_lesson01_full_mode_one_seed_meets_the_target():
@@ -35,3 +40,24 @@ def test_run_notebook_without_parameters_cell_says_so(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
         run_notebook(path, parameters={"X": 1})
+
+
+def test_lesson01_does_not_ask_colab_for_a_gpu():
+    meta = nbformat.read(LESSON, as_version=4).metadata
+    assert "accelerator" not in meta and "gpuType" not in meta.get("colab", {}), meta
+
+
+def test_lesson01_opens_with_the_intuition_and_answers_its_open_questions():
+    nb = nbformat.read(LESSON, as_version=4)
+    first_formula = next(i for i, c in enumerate(nb.cells) if "$$" in c.source)
+    assert any("forger" in c.source and "detective" in c.source for c in nb.cells[:first_formula])
+    answers = [c for c in nb.cells if c.cell_type == "markdown" and "Your answer" in c.source]
+    assert len(answers) == 2 and all(solution_regions(c) for c in answers)
+
+
+def test_density_snapshots_scale_each_panel_to_its_own_histogram():
+    rng = np.random.default_rng(0)
+    spike, spread = np.full(1000, 0.05), rng.normal(4, 1.25, 1000)        # an early spike, a later wide histogram
+    fig = plot_density_snapshots({0: spike, 100: spread}, lambda x: np.exp(-(x - 4) ** 2 / 3.125) / 3.13, (-1, 9))
+    spike_ax, spread_ax = fig.axes
+    assert spike_ax.get_ylim()[1] > 5 and spread_ax.get_ylim()[1] < 1, "a shared y-axis flattens the later panel"

@@ -30,13 +30,24 @@ class ImageBatches:
     each batch left-right (a face is still a face). ``drop_last`` skips an epoch's last partial batch, like
     ``DataLoader(drop_last=True)``. When the images do not fit in the GPU's free memory (with room to spare for
     training) they stay in pinned CPU memory and each batch is copied over.
+
+    Several processes (DDP, see ``gan_lib.distributed``): pass ``rank`` and ``world_size``, and ``batch_size`` per
+    rank. All ranks draw the same permutation; each step takes ``world_size * batch_size`` rows of it, and rank r
+    gets the r-th slice, so the ranks' batches together are the batch one process with ``world_size * batch_size``
+    would get. ``position`` counts rows taken by all ranks: a checkpoint moves between 1 and N processes.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
-                 drop_last: bool = True, channels_last: bool = False):
-        if len(images) == 0 or batch_size < 1 or (drop_last and batch_size > len(images)):
-            raise ValueError(f"{len(images)} images and batch_size={batch_size}: need at least one image and a "
-                             f"batch_size between 1 and the number of images.")
+                 drop_last: bool = True, channels_last: bool = False, rank: int = 0, world_size: int = 1):
+        if len(images) == 0 or batch_size < 1 or (drop_last and batch_size * world_size > len(images)):
+            raise ValueError(f"{len(images)} images and batch_size={batch_size}"
+                             f"{f' on each of {world_size} ranks' if world_size > 1 else ''}: need at least one "
+                             f"image and a batch_size between 1 and the number of images"
+                             f"{f' / {world_size}' if world_size > 1 else ''}.")
+        if not 0 <= rank < world_size or (world_size > 1 and not drop_last):
+            raise ValueError(f"rank={rank}, world_size={world_size}, drop_last={drop_last}: need 0 <= rank < "
+                             f"world_size, and drop_last=True with several ranks (every rank needs a full batch).")
+        self.rank, self.world_size = rank, world_size
         self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
         self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
         self.images = self._place(images)
@@ -55,9 +66,9 @@ class ImageBatches:
         return images.pin_memory()
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        n = len(self.images)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        """Batches per epoch (per rank; every rank takes the same number)."""
+        n, rows = len(self.images), self.batch_size * self.world_size
+        return n // rows if self.drop_last else -(-n // rows)
 
     def __iter__(self):
         return self
@@ -69,12 +80,14 @@ class ImageBatches:
         self._flips = torch.rand(len(self.images), generator=gen) < 0.5             # (N,) one coin per image
 
     def __next__(self) -> torch.Tensor:
-        if self.position >= (len(self) * self.batch_size if self.drop_last else len(self.images)):
+        step_rows = self.batch_size * self.world_size                               # rows all ranks take
+        if self.position >= (len(self) * step_rows if self.drop_last else len(self.images)):
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
         if self._order is None:
             self._epoch_draws()
-        rows = self._order[self.position:self.position + self.batch_size]          # (B,)
-        self.position += self.batch_size
+        first = self.position + self.rank * self.batch_size                         # this rank's slice
+        rows = self._order[first:first + self.batch_size]                           # (B,)
+        self.position += step_rows
         batch = self.images[rows.to(self.images.device)].to(self.device, non_blocking=True)   # (B, C, H, W)
         if batch.dtype == torch.uint8:
             batch = to_unit_range(batch)                                            # uint8 -> float in [-1, 1]

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_lib.checkpoints import restore_training_state, training_state
+from gan_lib.distributed import is_main, unwrap
 from gan_lib.fast import choose_precision, compile_models
 from gan_lib.watch import TrainingDiverged, Watch
 
@@ -76,6 +77,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     ``watch`` (on by default; ``False`` turns it off, or pass your own ``Watch``) says in plain words when D has
     won or G has collapsed, and stops on a NaN/inf loss before anything NaN is saved (see ``gan_lib.watch``).
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
+    Several GPUs: pass G and D wrapped by ``gan_lib.distributed.wrap`` (DDP); the plain models inside are what is
+    saved, sampled and averaged, and only rank 0 writes checkpoints and sample files and shows the progress bar.
     """
     if steps < 0 or d_steps < 1 or g_steps < 1:
         raise ValueError(f"steps={steps}, d_steps={d_steps}, g_steps={g_steps}: steps must be >= 0 and "
@@ -92,7 +95,9 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     device_type = torch.device(device).type
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choose_precision(device, precision)]
     scaler = torch.amp.GradScaler(device_type, enabled=amp_dtype is torch.float16)
-    models = compile_models(G, D, double_backward=hasattr(loss, "grad_scale")) if compile else (G, D)
+    wrapped = (G, D)                                   # DDP wrappers under torch.distributed, else G and D
+    G, D = unwrap(G), unwrap(D)                        # the plain models: saved, sampled, averaged
+    models = compile_models(*wrapped, double_backward=hasattr(loss, "grad_scale")) if compile else wrapped
 
     def update(model, opt, loss_value, norms_into: list | None = None) -> bool:
         """backward, (unscale, record norms, clip), step: one optimiser update, scaled when in fp16. True when
@@ -136,20 +141,20 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
         return real, fake, kept, norms_d, skipped
 
-    bar = tqdm(range(start, start + steps), desc="training", unit="step", disable=not progress)
+    bar = tqdm(range(start, start + steps), desc="training", unit="step", disable=not (progress and is_main()))
     started = first = time.perf_counter()     # started: for history["train_seconds"]; first: for img/s
     images = 0
     for step in bar:
         try:
             real, fake, kept, norms_d, skipped = one_step(*models)
         except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
-            if models == (G, D) or step > start:
+            if models == wrapped or step > start:
                 raise
             said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
             warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training "
                           f"eagerly.")
-            models = (G, D)
-            real, fake, kept, norms_d, skipped = one_step(G, D)
+            models = wrapped
+            real, fake, kept, norms_d, skipped = one_step(*wrapped)
         images += d_steps * real.shape[0]
         # one device-to-host copy per step (not one per number): the last D and G updates' figures
         numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
@@ -169,7 +174,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             watch.check(step + 1, history, fake, real)
         if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
             history["samples"].append((step + 1, sample(G, fixed_noise)))
-            if sample_dir is not None:
+            if sample_dir is not None and is_main():
                 Path(sample_dir).mkdir(parents=True, exist_ok=True)
                 save_image(history["samples"][-1][1], Path(sample_dir) / f"step_{step + 1:06d}.png",
                            nrow=int(len(fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
@@ -179,7 +184,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         if evaluate_every and (step + 1) % evaluate_every == 0:
             metrics = {name: float(value) for name, value in evaluate(step + 1).items()}
             history.setdefault("evals", []).append({"step": step + 1, **metrics})
-        if checkpoints is not None and (checkpoints.due(step + 1) or step + 1 == start + steps or metrics):
+        if checkpoints is not None and is_main() and (checkpoints.due(step + 1) or step + 1 == start + steps
+                                                      or metrics):
             history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
             started = time.perf_counter()
             checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),

@@ -100,6 +100,12 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+def no_sync(model: nn.Module):
+    """DDP's ``no_sync()``: backward keeps ``model``'s gradients local (no averaging); a no-op for a plain model.
+    ``train`` uses it for D during G's update, whose gradient on D is thrown away."""
+    return model.no_sync() if isinstance(model, DistributedDataParallel) else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def main_first():
     """Rank 0 runs the block first (a download, a cache), then the other ranks: ``with main_first(): load(...)``."""

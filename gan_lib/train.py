@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_lib.checkpoints import restore_training_state, training_state
-from gan_lib.distributed import is_main, unwrap
+from gan_lib.distributed import is_main, no_sync, unwrap
 from gan_lib.fast import choose_precision, compile_models
 from gan_lib.watch import TrainingDiverged, Watch
 
@@ -133,11 +133,12 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             if after_d_step is not None:
                 after_d_step(D)
         for j in range(g_steps):
-            with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                if j > 0:
-                    fake = G_(noise(real.shape[0]).to(device))                # (B, ...)
-                loss_g, stats_g = loss.generator_loss(D_, fake)
-            skipped |= update(G, opt_g, loss_g)
+            with no_sync(wrapped[1]):      # under DDP: D's gradient from G's loss is discarded, so not averaged
+                with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    if j > 0:
+                        fake = G_(noise(real.shape[0]).to(device))            # (B, ...)
+                    loss_g, stats_g = loss.generator_loss(D_, fake)
+                skipped |= update(G, opt_g, loss_g)
         kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
         return real, fake, kept, norms_d, skipped
 

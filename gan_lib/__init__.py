@@ -22,6 +22,9 @@ Each module holds one concern; lessons import what they need:
     plots            the figures the lessons show
     lessons          run lessons headless (benchmarks, tests, demos), student versions, clean notebooks
     checks           auto-checks a student runs on their exercise answers
+    distributed      several GPUs: DDP under torchrun (ranks, wrapping, SyncBatchNorm)
+    recipes          the lessons' recipes by name (G, D, optimisers, loss, batch, steps)
+    trainer          the command: python -m gan_lib.trainer --recipe dcgan64 --out DIR (torchrun too)
 """
 from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
 

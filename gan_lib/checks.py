@@ -2,13 +2,19 @@
 
     check_discriminator_loss(discriminator_loss)     # lesson 02
     check_generator_loss(generator_loss)             # lesson 02
-    check_generator_shapes(G, 100, (3, 96, 96))      # lesson 03
+    check_generator_shapes(lambda: make_generator(), 100, (3, 96, 96))      # lesson 03 (or a built G)
     check_gradient_penalty(my_gradient_penalty)      # lesson 04
 
 Each check compares your function with gan_lib's own implementation on small fixed inputs. A failure raises
-AssertionError with one sentence: what came out, what was expected, and a hint.
+AssertionError with one sentence: what came out, what was expected, and a hint; common slips (BCE on logits,
+eps of the wrong shape, a missing ``return``, noise of the wrong shape) get their own sentence instead of
+PyTorch's error. An answer not written yet (it raises NotImplementedError, as in a student version) prints
+one line and raises nothing, so that "Run all" goes on with the rest of the lesson.
 """
 from __future__ import annotations
+
+import copy
+import functools
 
 import torch
 from torch import nn
@@ -23,6 +29,43 @@ FAKE_LOGITS = torch.tensor([[-2.5], [0.3], [1.2], [-0.4]])
 
 def _identity(logits):
     return logits
+
+
+# (words in PyTorch's error, the sentence a student gets instead); {what} is the function checked.
+SLIPS = [("between 0 and 1", "{what} passed logits to F.binary_cross_entropy, which wants probabilities: use "
+                             "F.binary_cross_entropy_with_logits (D returns logits), as section 3 does"),
+         ("must match the size", "{what} multiplies tensors whose shapes do not broadcast ({error}): eps needs one "
+                                 "number per sample with the image's number of dimensions, torch.rand(B, 1, 1, 1), "
+                                 "not torch.rand(B, 1)"),
+         ("expected input", "{what} got input of a shape it does not take ({error}): check the shape each layer "
+                            "expects")]
+
+
+def exercise_check(check):
+    """Wrap a check: NotImplementedError (an exercise not written yet) prints one line instead of stopping "Run
+    all", and a raw PyTorch error from the student's code becomes one AssertionError sentence."""
+    @functools.wraps(check)
+    def wrapper(answer, *args, **kwargs):
+        what = getattr(answer, "__name__", type(answer).__name__)
+        try:
+            return check(answer, *args, **kwargs)
+        except NotImplementedError:
+            print(f"… {what} is not written yet (it raises NotImplementedError): write it in its cell, run that "
+                  f"cell, then run this check again.")
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+            sentence = next((hint for words, hint in SLIPS if words in str(error)),
+                            "{what} raised " + type(error).__name__ + " ({error}): fix that line, then run this "
+                            "check again")
+            raise AssertionError(sentence.format(what=what, error=first) + ".") from None
+    return wrapper
+
+
+def _call(fn, what: str, *args):
+    """``fn(*args)``, with a sentence when it returns None (a missing ``return``)."""
+    value = fn(*args)
+    assert value is not None, f"{what} returned None: it computes its result but lacks `return` (add `return ...`)."
+    return value
 
 
 def _scalar(value, what: str, grad_hint: str = "compute it from the logits with torch operations") -> torch.Tensor:
@@ -40,12 +83,13 @@ def _assert_close(got: torch.Tensor, want: torch.Tensor, message: str) -> None:
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), message.format(got=got.item(), want=want.item())
 
 
+@exercise_check
 def check_discriminator_loss(fn) -> None:
     """``fn(d_real_logits, d_fake_logits, real_label)`` -> D's BCE loss (a scalar), as ``NonSaturatingLoss``."""
     for real_label in (1.0, 0.9):
         real = REAL_LOGITS.clone().requires_grad_(True)            # (4, 1)
         fake = FAKE_LOGITS.clone().requires_grad_(True)            # (4, 1)
-        got = _scalar(fn(real, fake, real_label), "discriminator_loss")
+        got = _scalar(_call(fn, "discriminator_loss", real, fake, real_label), "discriminator_loss")
         want = NonSaturatingLoss(real_label).discriminator_loss(_identity, REAL_LOGITS, FAKE_LOGITS)[0]
         hint = ("add BCE(real logits, target 1) and BCE(fake logits, target 0), each a mean over the batch, "
                 "with F.binary_cross_entropy_with_logits (the inputs are logits, not probabilities)"
@@ -55,26 +99,50 @@ def check_discriminator_loss(fn) -> None:
     print("✓ discriminator_loss matches gan_lib's BCE loss for real_label 1.0 and 0.9")
 
 
+@exercise_check
 def check_generator_loss(fn) -> None:
     """``fn(d_fake_logits)`` -> G's non-saturating loss (a scalar), as ``NonSaturatingLoss.generator_loss``."""
-    got = _scalar(fn(FAKE_LOGITS.clone().requires_grad_(True)), "generator_loss")
+    got = _scalar(_call(fn, "generator_loss", FAKE_LOGITS.clone().requires_grad_(True)), "generator_loss")
     want = NonSaturatingLoss().generator_loss(_identity, FAKE_LOGITS)[0]
     _assert_close(got, want, "The generator loss is {got:.5f}, expected {want:.5f}: use the non-saturating loss "
                              "BCE(fake logits, target 1) = -mean(log D(G(z))), not log(1 - D(G(z))), averaged over the batch.")
     print("✓ generator_loss matches gan_lib's non-saturating loss")
 
 
+def _generator_input(G: nn.Module, z: torch.Tensor):
+    """G(z); when G refuses z's shape but takes the other layout ((B, d) vs (B, d, 1, 1)), one sentence says so."""
+    try:
+        return G(z)
+    except (RuntimeError, ValueError) as error:
+        other = z.flatten(1) if z.dim() == 4 else z[:, :, None, None]
+        try:
+            G(other)
+        except (RuntimeError, ValueError):
+            raise error from None
+        raise AssertionError(f"G takes noise of shape {tuple(other.shape)} but the lesson gives it "
+                             f"{tuple(z.shape)}: " + ("start G with nn.Flatten(), or reshape z with z.flatten(1)" if z.dim() == 4
+                                                    else "add nn.Unflatten(1, (latent_dim, 1, 1)) as G's first layer "
+                                                    "(DCGAN's z is a 1x1 image with latent_dim channels)") + ".") from None
+
+
+@exercise_check
 @torch.no_grad()
 def check_generator_shapes(G: nn.Module, latent_dim: int, image_shape: tuple[int, ...], noise=gaussian_noise) -> None:
-    """G(noise(B, latent_dim)) has shape (B, *image_shape) for B = 1 and 5, with values in [-1, 1] that depend on z.
+    """G (a module, or a function without arguments that builds one, so that an unwritten exercise is caught here)
+    maps noise(B, latent_dim) to shape (B, *image_shape) for B = 1 and 5, with values in [-1, 1] that depend on z,
+    and G ends in tanh: with its last layer's weights scaled up, its outputs still stay in [-1, 1] and go below 0.
 
     G runs in eval mode (batch norm uses its running statistics, so B = 1 works) and gets its mode back after.
     """
+    if callable(G) and not isinstance(G, nn.Module):    # a builder, e.g. lambda: make_generator(...)
+        G = G()
+    assert isinstance(G, nn.Module), (f"the generator is {type(G).__name__}, not an nn.Module: does the function "
+                                      f"that builds it lack `return` (e.g. `return nn.Sequential(...)`)?")
     training, device = G.training, next(G.parameters(), torch.empty(0)).device
     G.eval()
     try:
         for n in (1, 5):
-            x = G(noise(n, latent_dim).to(device))
+            x = _generator_input(G, noise(n, latent_dim).to(device))
             want = (n, *image_shape)
             assert tuple(x.shape) == want, (
                 f"G(z) for {n} noise vector(s) has shape {tuple(x.shape)}, expected {want}: check each layer's "
@@ -83,6 +151,16 @@ def check_generator_shapes(G: nn.Module, latent_dim: int, image_shape: tuple[int
                 f"G's outputs span [{x.min():.3g}, {x.max():.3g}], outside [-1, 1]: end the generator with nn.Tanh() "
                 f"so that it matches the range of the real images.")
         assert not torch.allclose(x[0], x[1:]), "G gives the same image for different z: make every layer depend on its input."
+        loud = copy.deepcopy(G)                                 # the last layer with weights, 1000x louder
+        last = [m for m in loud.modules() if getattr(m, "weight", None) is not None][-1]
+        for param in last.parameters(recurse=False):
+            param.mul_(1000)
+        y = loud(noise(5, latent_dim).to(device))
+        assert y.min() >= -1 and y.max() <= 1, (
+            f"G's output is not bounded: with its last layer's weights scaled up it reaches {y.abs().max():.3g}, so it "
+            f"ends without tanh; end the generator with nn.Tanh() (real images are scaled to [-1, 1]).")
+        assert y.min() < 0, ("G's outputs never go below 0 even with its last layer's weights scaled up, so it ends "
+                             "in a sigmoid (range [0, 1]) while real images are scaled to [-1, 1]: end it with nn.Tanh().")
     finally:
         G.train(training)
     print(f"✓ G maps noise (B, {latent_dim}) to images (B, {', '.join(map(str, image_shape))}) in [-1, 1] for B = 1 and 5")
@@ -96,6 +174,7 @@ def _linear_critic(weight: torch.Tensor) -> nn.Module:
     return D
 
 
+@exercise_check
 def check_gradient_penalty(fn) -> None:
     """``fn(D, real, fake)`` -> mean_i (||grad D(x̂_i)||_2 - 1)^2, the WGAN-GP penalty before its weight λ.
 
@@ -107,7 +186,8 @@ def check_gradient_penalty(fn) -> None:
         real, fake = torch.rand(2, 6, 3, 4, 4) * 2 - 1         # (6, 3, 4, 4) each, in [-1, 1]
         direction = torch.randn(48)
         for norm in (3.0, 0.5):
-            got = _scalar(fn(_linear_critic(direction / direction.norm() * norm), real, fake), "The gradient penalty",
+            critic = _linear_critic(direction / direction.norm() * norm)
+            got = _scalar(_call(fn, "The gradient penalty", critic, real, fake), "The gradient penalty",
                           grad_hint="pass create_graph=True to torch.autograd.grad so that the penalty trains the critic")
             _assert_close(got, torch.tensor((norm - 1) ** 2), (
                 f"On a linear critic with gradient 2-norm {norm} the penalty is {{got:.5f}}, expected "
@@ -117,7 +197,7 @@ def check_gradient_penalty(fn) -> None:
         with torch.no_grad():
             D[1].weight.mul_(4)                                # tanh well into its curve: the gradient varies with x
         torch.manual_seed(1)
-        got = _scalar(fn(D, real, fake), "The gradient penalty")
+        got = _scalar(_call(fn, "The gradient penalty", D, real, fake), "The gradient penalty")
         torch.manual_seed(1)
         eps = torch.rand(6, 1, 1, 1)                           # the draw fn made first, if it follows the recipe
         want = gradient_penalty(D, real, fake, eps=eps)[0].detach()

@@ -98,6 +98,7 @@ def clean_notebook(path, pin: bool = False) -> None:
 SOLUTION_MARKS = {"code": ("### BEGIN SOLUTION", "### END SOLUTION"),
                   "markdown": ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")}
 STUB_MESSAGE = "Exercise: write your answer here (cell {cell})"
+NOT_DONE_MESSAGE = "Exercise not done yet (cell {cell}): write your answer here and run this cell again."
 
 
 def solution_regions(cell, where: str = "") -> list[tuple[int, int]]:
@@ -128,15 +129,19 @@ def _stub(lines: list[str], begin: int, cell) -> list[str]:
     if cell.cell_type == "markdown":
         return ["YOUR ANSWER HERE"]
     indent = re.match(r"\s*", lines[begin]).group()    # a stub inside a def keeps the def's body indented
-    return [f"{indent}# YOUR CODE HERE",
+    if not indent:     # top level: print, so that "Run all" (which stops at an exception) goes on with the lesson
+        return ["# YOUR CODE HERE", f'print("{NOT_DONE_MESSAGE.format(cell=cell.get("id"))}")']
+    return [f"{indent}# YOUR CODE HERE",         # inside a def: its check cell catches this and prints one line
             f'{indent}raise NotImplementedError("{STUB_MESSAGE.format(cell=cell.get("id"))}")']
 
 
 def make_student_version(src, dst) -> int:
     """Write the student notebook of ``src`` to ``dst`` and return the number of stubs it has.
 
-    Every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of a code cell becomes ``# YOUR CODE HERE`` and
-    ``raise NotImplementedError(...)`` naming the cell, indented like the BEGIN line; a markdown region between
+    Every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of a code cell becomes ``# YOUR CODE HERE`` and,
+    inside a def, ``raise NotImplementedError(...)`` naming the cell (the exercise's check cell catches it and
+    prints one line), at top level a ``print`` of "Exercise not done yet": Jupyter's and Colab's "Run all" stop
+    at the first exception, so nothing raises unless the student calls the stub. A markdown region between
     ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` becomes "YOUR ANSWER HERE". All outputs and
     execution counts are cleared, pinned cells' too.
     """

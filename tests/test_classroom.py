@@ -1,5 +1,7 @@
 """Classroom tools: student notebooks (stubs reached, no solutions left), the auto-checks, and the demo command."""
+import ast
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -11,12 +13,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from torch import nn
 
 from gan_lib import checks
-from gan_lib.lessons import STUB_MESSAGE, _execute, main, make_student_version, solution_regions
+from gan_lib.lessons import NOT_DONE_MESSAGE, _execute, main, make_student_version, solution_regions
 from gan_lib.models import dcgan
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-STUB = "raise NotImplementedError(\"Exercise"
+STUB = "# YOUR CODE HERE"
 
 
 def _write(path, *cells):
@@ -49,24 +51,55 @@ def test_student_notebook_is_valid_without_solutions_or_outputs(student_dir, les
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.name for p in LESSONS])
-def test_every_stub_is_reached(student_dir, lesson):
-    """Run the student notebook in smoke mode up to the last cell with a stub or a check: every stub raises
-    NotImplementedError (from its own cell or from the check that calls it), and nothing else fails."""
+def test_run_all_on_a_student_version_goes_past_every_stub(student_dir, lesson):
+    """Jupyter's and Colab's "Run all" stop at the first exception: a student version with no exercise done, run
+    in smoke mode up to its last stub or check, raises nowhere, and every stub says once that it is not done.
+    (The cells after that are the solution notebook's, which nbval runs; the next test checks that they do not
+    use what a stub leaves undone.)"""
     nb = nbformat.read(student_dir / lesson.name, as_version=4)
-    stubs = {c.id for c in nb.cells if STUB in c.source}
-    last = max(i for i, c in enumerate(nb.cells) if STUB in c.source or "gan_lib.checks" in c.source)
-    nb.cells = nb.cells[:last + 1]
+    stubs = [c.id for c in nb.cells if STUB in c.source]
+    nb.cells = nb.cells[:max(i for i, c in enumerate(nb.cells) if STUB in c.source or "gan_lib.checks" in c.source) + 1]
     _execute(nb, lesson, smoke=True, allow_errors=True)              # in notebooks/, like the solution run
-    reached = set()
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            if out.output_type != "error":
-                continue
-            stub = next((s for s in stubs if out.evalue == STUB_MESSAGE.format(cell=s)), None)
-            assert out.ename == "NotImplementedError" and stub, \
-                f"cell {cell.id} failed with {out.ename}: {out.evalue}; only the exercise stubs may fail."
-            reached.add(stub)
-    assert reached == stubs, f"stubs never reached: {sorted(stubs - reached)}"
+    errors = [f"cell {c.id}: {o.ename}: {o.evalue}" for c in nb.cells for o in c.get("outputs", [])
+              if o.output_type == "error"]
+    assert not errors, (f"'Run all' would stop at {errors[0]}: only a check may call an unwritten exercise "
+                        f"(pass it a function, e.g. check_generator_shapes(lambda: make_generator(...), ...)).")
+    said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
+    top_level = [s for s in stubs if NOT_DONE_MESSAGE.format(cell=s) in said]
+    in_defs = said.count("is not written yet (it raises NotImplementedError)")
+    assert len(top_level) + in_defs == len(stubs), (f"{len(stubs)} stubs, but {len(top_level)} printed 'not done "
+                                                     f"yet' and {in_defs} checks said 'not written yet'.")
+
+
+def _names(source: str, stored: bool) -> set[str]:
+    """Names a cell assigns or defines (``stored``) or reads; IPython magics are dropped before parsing."""
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store if stored else ast.Load):
+            found.add(node.id)
+        elif stored and isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.add(node.name)
+    return found
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.name for p in LESSONS])
+def test_no_later_cell_needs_what_a_stub_leaves_undone(lesson):
+    """A name defined only inside a solution region (or a function whose body is one) may be used later only by
+    check cells, which cope with an unwritten exercise; anything else would fail in a student's "Run all"."""
+    cells = nbformat.read(lesson, as_version=4).cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code" or not solution_regions(cell):
+            continue
+        lines = cell.source.splitlines()
+        inside = "\n".join(l for b, e in solution_regions(cell) for l in lines[b + 1:e])
+        undone = _names(textwrap.dedent(inside), stored=True) if not lines[solution_regions(cell)[0][0]].startswith(
+            " ") else {n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)}
+        for later in cells[i + 1:]:
+            if later.cell_type == "code" and "gan_lib.checks" not in later.source and "check_" not in later.source:
+                used = undone & _names(later.source, stored=False) - _names(later.source, stored=True)
+                assert not used, (f"{lesson.name}: cell {later.id} uses {sorted(used)} from exercise cell {cell.id}: "
+                                  f"in a student version it is undefined, so 'Run all' stops there.")
 
 
 def test_make_student_version_replaces_regions_and_clears_outputs(tmp_path):
@@ -83,7 +116,8 @@ def test_make_student_version_replaces_regions_and_clears_outputs(tmp_path):
         "# NBVAL_CHECK_OUTPUT\nprint(1)",
         "def f(x):\n    y = 2\n    # YOUR CODE HERE\n"
         "    raise NotImplementedError(\"Exercise: write your answer here (cell ex-def)\")\n\nprint(f)",
-        "# YOUR CODE HERE\nraise NotImplementedError(\"Exercise: write your answer here (cell ex-whole)\")",
+        "# YOUR CODE HERE\nprint(\"Exercise not done yet (cell ex-whole): write your answer here and run this cell "
+        "again.\")",
         "Why?\nYOUR ANSWER HERE"]
     assert nb.cells[0].outputs == [] and nb.cells[0].execution_count is None
     with pytest.raises(ValueError, match="solution notebook itself"):
@@ -161,14 +195,77 @@ def _ignores_z():
     return G
 
 
+def _ends_in(*last):
+    """A DCGAN-like generator (z (B, 100, 1, 1) -> (B, 3, 96, 96)) ending in ``last`` instead of tanh; small
+    weights keep its untrained outputs inside [-1, 1], so only the structural test can catch it."""
+    G = nn.Sequential(nn.Flatten(), nn.Linear(100, 3 * 96 * 96), *last, nn.Unflatten(1, (3, 96, 96)))
+    nn.init.normal_(G[1].weight, std=1e-4)
+    return G
+
+
 @pytest.mark.parametrize("G, message", [
+    (_ends_in(), "not bounded: .* ends without tanh"),
+    (_ends_in(nn.BatchNorm1d(3 * 96 * 96)), "not bounded"),
+    (_ends_in(nn.Sigmoid()), "never go below 0 .* sigmoid"),
+    (nn.Sequential(nn.Linear(100, 3 * 96 * 96), nn.Tanh(), nn.Unflatten(1, (3, 96, 96))),   # wants (B, 100)
+     "takes noise of shape \\(1, 100\\) but the lesson gives it \\(1, 100, 1, 1\\): start G with nn.Flatten"),
+    (None, "not an nn.Module: does the function that builds it lack `return`"),
     (dcgan(64, g_width=8)[0], "has shape \\(1, 3, 64, 64\\), expected \\(1, 3, 96, 96\\)"),
     (nn.Sequential(nn.Flatten(), nn.Linear(100, 3 * 96 * 96), nn.Unflatten(1, (3, 96, 96))), "outside \\[-1, 1\\]"),
     (_ignores_z(), "same image for different z")])
 def test_generator_shape_check_fails_on_typical_mistakes(G, message):
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(AssertionError, match=message) as caught:
         checks.check_generator_shapes(G, 100, (3, 96, 96))
-    assert G.training, "the check must give G its training mode back"
+    assert caught.value.__cause__ is None and str(caught.value).count(": ") <= 2   # one sentence, no chained error
+    assert G is None or G.training, "the check must give G its training mode back"
+
+
+def test_a_generator_taking_4d_noise_given_flat_noise_is_told_so():
+    G = nn.Sequential(nn.ConvTranspose2d(100, 3, 4), nn.Tanh())      # z (B, 100, 1, 1) -> (B, 3, 4, 4)
+    with pytest.raises(AssertionError, match=r"takes noise of shape \(1, 100, 1, 1\) .* gives it \(1, 100\): add "
+                                             r"nn.Unflatten"):
+        checks.check_generator_shapes(G, 100, (3, 4, 4), noise=lambda n, d: torch.randn(n, d))
+    checks.check_generator_shapes(G, 100, (3, 4, 4))                # the right noise passes
+
+
+def _no_return(logits):
+    F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+
+
+def _gp_no_return(D, real, fake):
+    penalty(D, real, fake)
+
+
+def _not_done(*args):
+    raise NotImplementedError("Exercise: write your answer here (cell x)")
+
+
+@pytest.mark.parametrize("check, wrong, message", [
+    (checks.check_discriminator_loss, lambda r, f, y: F.binary_cross_entropy(r, torch.full_like(r, y))
+     + F.binary_cross_entropy(f, torch.zeros_like(f)), "passed logits to F.binary_cross_entropy, .* use F.binary_cross_entropy_with_logits"),
+    (checks.check_generator_loss, _no_return, "generator_loss returned None: .* lacks `return`"),
+    (checks.check_gradient_penalty, _gp_no_return, "gradient penalty returned None: .* lacks `return`"),
+    (checks.check_gradient_penalty, lambda D, r, f: _eps_b1(D, r, f), "torch.rand\\(B, 1, 1, 1\\), not torch.rand\\(B, 1\\)"),
+])
+def test_common_slips_get_one_sentence_not_a_pytorch_error(check, wrong, message):
+    with pytest.raises(AssertionError, match=message) as caught:
+        check(wrong)
+    assert caught.value.__cause__ is None and "\n" not in str(caught.value)
+
+
+def _eps_b1(D, real, fake):
+    eps = torch.rand(len(real), 1)                                   # (B, 1): does not broadcast over (B, 3, 4, 4)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+@pytest.mark.parametrize("check", [checks.check_discriminator_loss, checks.check_generator_loss,
+                                   checks.check_gradient_penalty])
+def test_an_unwritten_exercise_prints_one_line_and_does_not_stop_run_all(check, capsys):
+    check(_not_done)                                                  # no exception
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "_not_done is not written yet" in out[0]
 
 
 # ------------------------------------------------------------------------------------------ demo command

@@ -2,12 +2,16 @@
 
 The budget (issue 4 leaves it to us): width 32 instead of 64, batch 64, STEPS generator updates (default 400),
 on ../shared/data/anime-faces-64 (10,000 real faces). It runs the lesson notebook itself, so the numbers are
-what a student would see with these settings. Full-mode numbers need a GPU (the notebook's defaults).
+what a student would see with these settings: the failure demos' table (--fail-steps each), the keep-best
+score every --eval-every steps, the step whose averaged G was kept, and the submission's AFD and diversity.
+With --checkpoints DIR it checkpoints there; run it twice to time the instructor's "finished run present" path
+(everything loaded, nothing trained). Full-mode numbers need a GPU (the notebook's defaults).
 
-    python benchmarks/lesson03_cpu_budget.py [--steps 400] [--width 32]
+    python benchmarks/lesson03_cpu_budget.py [--steps 400] [--width 32] [--fail-steps 10] [--checkpoints DIR]
 """
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,17 +26,31 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--fail-steps", type=int, default=10)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: a fresh temporary one)")
     args = parser.parse_args()
     if not FACES.is_dir():
         print(f"{FACES} is missing: this benchmark needs the shared real faces.")
         return 2
+    folder = args.checkpoints or tempfile.mkdtemp(prefix="lesson03_cpu_")
     t0 = time.perf_counter()
     r = run_notebook(ROOT / "notebooks" / "03_anime_dcgan.ipynb", smoke=False, timeout=3600, parameters={
         "DATA_DIR": str(FACES), "STEPS": args.steps, "WIDTH": args.width, "BATCH": args.batch,
-        "FAIL_STEPS": 10, "SAMPLE_EVERY": 100, "N_EVAL": 500, "CHECKPOINT_DIR": None,
-        "SUBMISSION_DIR": "runs/benchmark_submission"})
-    print(f"device cpu, {args.steps} steps of batch {args.batch}, width {args.width}: "
-          f"training {r['train_seconds']:.0f} s, whole notebook {time.perf_counter() - t0:.0f} s")
+        "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": 100, "EVAL_EVERY": args.eval_every, "N_SCORE": 250,
+        "N_EVAL": 500, "CHECKPOINT_DIR": folder, "SUBMISSION_DIR": "runs/benchmark_submission"})
+    print(f"device cpu, {args.steps} steps of batch {args.batch}, width {args.width}, checkpoints in {folder}: "
+          f"this session trained {r['train_seconds']:.0f} s (run's total training {r['trained_seconds']:.0f} s), "
+          f"whole notebook {time.perf_counter() - t0:.0f} s; resumed from step {r['resumed_from']}")
+    print(f"failure demos, {args.fail_steps} steps each:")
+    print(f"  {'run':32s} {'mean pixel':>10s} {'black %':>7s} {'D(x)':>6s} {'D(G(z))':>8s} {'diversity':>9s}")
+    for name, f in r["failures"].items():
+        print(f"  {name:32s} {f['mean_pixel']:10.2f} {100 * f['black']:7.1f} {f['D(x)']:6.2f} {f['D(G(z))']:8.2f} "
+              f"{f['diversity']:9.3f}" + (f"  (loaded at step {f['loaded_at']})" if f["loaded_at"] else ""))
+    print("keep-best score of the averaged G (250 images):")
+    for e in r["evals"]:
+        print(f"  step {e['step']:5d}  AFD {e['afd']:.3f}  diversity {e['diversity']:.3f}  score {e['score']:.3f}")
+    print(f"kept: the averaged G of step {r['best_step']}")
     print(f"AFD generated {r.get('afd', float('nan')):.3f}   real {r.get('afd_real', float('nan')):.3f}")
     print(f"diversity generated {r['diversity']:.3f}   real {r['real_diversity']:.3f}")
     print(f"submission valid: {r['submission_valid']}")

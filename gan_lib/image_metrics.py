@@ -150,9 +150,9 @@ class InceptionFeatures(nn.Module):
     (its ``FeatureExtractorInceptionV3``, which resizes and scales inside itself).
     """
 
-    def __init__(self, net: nn.Module, source: str):
+    def __init__(self, net: nn.Module, source: str, channels_last: bool = True):
         super().__init__()
-        self.net, self.source, self.num_features = net, source, 2048
+        self.net, self.source, self.num_features, self.channels_last = net, source, 2048, channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                           # (B, 3, H, W) in [-1, 1]
         pixels = x.add(1).mul(127.5).round().clamp(0, 255)                      # uint8 values, as float
@@ -160,8 +160,8 @@ class InceptionFeatures(nn.Module):
             return self.net(pixels.to(torch.uint8))[0]                          # (B, 2048)
         from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
         x = interpolate_bilinear_2d_like_tensorflow1x(pixels, size=(FID_SIZE, FID_SIZE), align_corners=False)
-        x = x.sub(128).div(128).contiguous(memory_format=torch.channels_last)   # (B, 3, 299, 299) in [-1, 0.992]
-        return self.net(x)                                                      # (B, 2048)
+        x = x.sub(128).div(128)                                                 # (B, 3, 299, 299) in [-1, 0.992]
+        return self.net(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x)  # (B, 2048)
 
 
 def inception(source: str = "auto", weights_path: str | Path | None = None, device: str | torch.device = "cpu",

@@ -20,6 +20,10 @@ from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
 from gan_lib.synthetic_faces import cartoon_faces
 from gan_lib.train import train
 
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods() or not torch.distributed.is_available()
+    or not torch.distributed.is_gloo_available(), reason="needs fork and torch.distributed with gloo (Linux)")
+
 B = 8                                    # the batch of one step, all ranks together
 TIMEOUT = 60                             # seconds a 2-rank run may take before the test fails
 

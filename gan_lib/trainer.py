@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="folder for run.json, checkpoints/, samples/, grid.png")
     p.add_argument("--data", default=None, help="folder of face images (default: where lesson 03 looks)")
     p.add_argument("--steps", type=int, default=None, help="generator step to reach (default: the lesson's)")
-    p.add_argument("--batch", type=int, default=None, help="images per step, all ranks together (default: the lesson's)")
+    p.add_argument("--batch", type=int, default=None, help="images per step, all ranks together (default: lesson)")
     p.add_argument("--width", type=int, default=64, help="channels of G's last and D's first layer")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--resume", action="store_true", help="continue the run already in --out")

@@ -12,7 +12,7 @@ Each module holds one concern; lessons import what they need:
     fast             the fast path: batches cut on the GPU from decoded images, precision, cudnn settings
     train            the one training loop lessons 02+ share
     watch            divergence: NaN/inf, a discriminator that has won, a collapsed generator
-    live             the live training view (curves and the latest grid, redrawn in place)
+    live             the live training view (curves and the latest grid, redrawn in place); TensorBoard logging
     checkpoints      atomic saves, safe loads, resume
     metrics          numbers: 1-D W1, the Fréchet distance
     digits           mode coverage of MNIST generators (a small digit classifier)

@@ -17,7 +17,9 @@ Protocol (what the numbers mean and how to reproduce them):
     is the *pool*. Each number is computed twice, generated-vs-pool and held-out-vs-pool, so the second is
     the floor that N allows (FID is biased upwards at small N: 1,000 images are far below the 10,000 the FID
     authors ask for; compare FIDs only at the same N and with the same reference).
-  * **FID**; **KID** mean ± std over ``kid_subsets`` random subsets of min(1000, N) (torchmetrics).
+  * **FID**; **KID** mean ± std over ``kid_subsets`` random subsets of min(1000, N/2) generated and as many
+    pool images (torchmetrics). KID is unbiased, so its mean does not depend on the subset size; subsets of
+    N/2 let the std see the generated side too (subsets of all N images only reshuffle them).
   * **Precision / recall** (Kynkäänniemi et al. 2019, k = 3): a real manifold is the union of balls around
     N pool images, each reaching its 3rd-nearest pool neighbour; precision is the share of generated
     images inside it, recall the share of those pool images inside the generated manifold (built the same way).
@@ -98,24 +100,30 @@ def _key(folder: Path, files: list[Path], size: int, limit: int | None) -> str:
     return h.hexdigest()[:16]
 
 
-def reference(folder: str | Path, limit: int | None = None, net: nn.Module | None = None, cascade="auto",
-              cache_dir: str | Path | None = CACHE, batch_size: int = 50, progress: bool = True) -> dict:
+def reference(folder: str | Path | torch.Tensor, limit: int | None = None, net: nn.Module | None = None,
+              cascade="auto", cache_dir: str | Path | None = CACHE, batch_size: int = 50, progress: bool = True) -> dict:
     """``describe`` of the real images in ``folder`` (flat or nested; the first ``limit`` files in sorted
     order), plus ``key`` and ``n``. Cached in ``cache_dir`` (None: no cache) under a key made from the files'
-    names, sizes and mtimes, so a second call on an unchanged folder extracts nothing.
+    names, sizes and mtimes, so a second call on an unchanged folder extracts nothing. ``folder`` may also be
+    real images already in memory (N, 3, H, W) in [-1, 1] (a lesson's data set): not cached.
 
     ``net`` defaults to ``image_metrics.inception()``; ``cascade="auto"`` loads the anime-face cascade
     (``load_face_cascade``) and skips AFD when it cannot; None skips it.
     """
+    cascade = _cascade() if cascade == "auto" else cascade
+    if isinstance(folder, torch.Tensor):
+        images = folder[:limit]
+        key = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+        return {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"the reference folder {folder} does not exist: pass a folder of real face images.")
     files = _listing(folder, limit)
-    key = _key(folder, files, 64, limit) + ("" if net is None else f"-{type(net).__name__}")
+    key = (_key(folder, files, 64, limit) + ("" if net is None else f"-{type(net).__name__}")
+           + ("" if cascade is None else "-faces"))
     cached = Path(cache_dir, f"{key}.pt") if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return torch.load(cached, weights_only=True)
-    cascade = _cascade() if cascade == "auto" else cascade
     images = to_unit_range(FaceFolder(folder, size=64, limit=limit).images_uint8)   # (N, 3, 64, 64)
     ref = {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
     if cached is not None:
@@ -155,9 +163,9 @@ def precision_recall(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> dict
 
 
 def _split(ref: dict, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if ref["n"] < 2 * min(n, 4) or ref["n"] < 8:
-        raise ValueError(f"the reference holds {ref['n']} images: it needs at least 8, and twice the number of "
-                         f"generated images for a same-N real-vs-real value.")
+    if ref["n"] < 8:
+        raise ValueError(f"the reference holds {ref['n']} images: pass a folder of at least 8 real images (twice "
+                         f"the number of generated images gives a real-vs-real value at the same N).")
     order = torch.randperm(ref["n"], generator=torch.Generator().manual_seed(seed))
     held = min(n, ref["n"] // 2)
     return order[:held], order[held:]                                           # held-out real, pool
@@ -166,7 +174,8 @@ def _split(ref: dict, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _numbers(sample: dict, ref: dict, pool: torch.Tensor, threshold: float, real_nn: torch.Tensor | None,
              k: int, kid_subsets: int, seed: int) -> dict:
     f, f_pool = sample["features"], ref["features"][pool]
-    out = fid_kid_from_features(f, f_pool, kid_subsets=kid_subsets, seed=seed)
+    out = fid_kid_from_features(f, f_pool, kid_subsets=kid_subsets, seed=seed,
+                                kid_subset_size=max(2, min(1000, len(f) // 2)))
     out.update(precision_recall(f, f_pool[:max(len(f), k + 1)], k=k))
     out["diversity"] = _diversity(sample["small"])
     if "faces" in sample:
@@ -177,12 +186,16 @@ def _numbers(sample: dict, ref: dict, pool: torch.Tensor, threshold: float, real
     return out
 
 
+_FLOORS: dict[tuple, dict] = {}
+
+
 def evaluate(fake: torch.Tensor | dict, ref: dict, net: nn.Module | None = None, cascade="auto", k: int = 3,
              kid_subsets: int = 50, seed: int = 0, batch_size: int = 50) -> dict:
     """Every number for generated images ``fake`` (N, 3, H, W) in [-1, 1] (or what ``describe`` returned for
     them) against a ``reference``, each beside the real-vs-real value at the same N.
 
-    Returns a flat dict of floats (ready for ``train(evaluate=...)`` and checkpoints): ``n``, ``n_pool``,
+    Returns a flat dict of floats (ready for ``train(evaluate=...)`` and checkpoints): ``n``, ``n_real`` (the
+    held-out real images: N, or half the reference when it holds fewer than 2N), ``n_pool``,
     ``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall``, ``diversity``, ``afd`` (when the
     reference has face flags), ``memorised`` (share of generated images nearer a reference image than the
     1st percentile of real-vs-real neighbours), ``nn_distance`` (median distance to the nearest reference
@@ -197,8 +210,13 @@ def evaluate(fake: torch.Tensor | dict, ref: dict, net: nn.Module | None = None,
     real_nn = nearest(real["features"], ref["features"][pool])[0]               # (held,) real-vs-real distances
     threshold = float(torch.quantile(real_nn, COPY_QUANTILE))
     ours = _numbers(fake, ref, pool, threshold, None, k, kid_subsets, seed)
-    floor = _numbers(real, ref, pool, threshold, real_nn, k, kid_subsets, seed)
-    out = {"n": float(len(fake["features"])), "n_pool": float(len(pool)), "copy_threshold": threshold}
+    memo = (ref["key"], len(held), k, kid_subsets, seed)          # the floor repeats for every student of a class
+    if memo not in _FLOORS:
+        _FLOORS.clear()
+        _FLOORS[memo] = _numbers(real, ref, pool, threshold, real_nn, k, kid_subsets, seed)
+    floor = _FLOORS[memo]
+    out = {"n": float(len(fake["features"])), "n_real": float(len(held)), "n_pool": float(len(pool)),
+           "copy_threshold": threshold}
     for name, value in ours.items():
         out[name], out[f"{name}_real"] = value, floor[name]
     return out
@@ -215,7 +233,7 @@ ROWS = [("fid", "FID", "lower is better"), ("kid_mean", "KID", "lower is better"
 def report(result: dict) -> str:
     """The evaluator's numbers as a table: metric | generated | real vs real | what it says."""
     lines = [f"N = {int(result['n'])} generated vs a pool of {int(result['n_pool'])} real; "
-             f"real vs real = {int(result['n'])} held-out real images in place of the generated",
+             f"real vs real = {int(result['n_real'])} held-out real images in place of the generated",
              f"{'metric':<12}{'generated':>16}{'real vs real':>16}  meaning"]
     for name, label, meaning in ROWS:
         if name not in result:

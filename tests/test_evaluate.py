@@ -104,6 +104,8 @@ def test_evaluate_puts_each_number_beside_real_vs_real(face_folder):
     copied = evaluate(resaved(faces(0, 30)), ref, net=Pooled(), kid_subsets=10)          # from the reference
     assert copied["memorised"] > 0.9 and real["memorised"] < 0.1
     assert "real vs real" in report(fake) and "FID" in report(fake)
+    in_memory = reference(faces(0, 80), net=Pooled(), cascade=None, progress=False)      # a lesson's tensor
+    assert torch.allclose(in_memory["features"], ref["features"]) and in_memory["n"] == 80
     with pytest.raises(ValueError, match="float RGB"):
         describe(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), Pooled())
 
@@ -119,11 +121,11 @@ def net():
 
 @pytest.fixture(scope="module")
 def real_features(net):
-    """Inception features of 240 real faces, 80 blurred faces and 40 noise images, extracted once (~1-3 min)."""
+    """Inception features of 200 real faces, the first 80 of them blurred, and 20 noise images (~1-3 min)."""
     needs_faces()
-    real = faces(0, 240)
-    return {"real": extract_features(net, real), "blurred": extract_features(net, resaved(real[160:], blur=1.5)),
-            "noise": extract_features(net, noise(40))}
+    real = faces(0, 200)
+    return {"real": extract_features(net, real), "blurred": extract_features(net, resaved(real[:80], blur=1.5)),
+            "noise": extract_features(net, noise(20))}
 
 
 def test_tf_inception_input_contract(net):
@@ -151,19 +153,19 @@ def test_offline_and_torch_fidelity_features_agree(net):
 
 
 def test_fid_small_for_real_halves_large_for_blur_and_noise(real_features):
+    """At N = 80 FID's bias is large (real-vs-real about 90 when measured), so the check is relative; KID is unbiased."""
     from gan_lib.image_metrics import fid_kid_from_features
     f = real_features
-    a, b = f["real"][:80], f["real"][80:160]
-    same = fid_kid_from_features(a, b, kid_subsets=20)
-    blurred = fid_kid_from_features(f["blurred"], b, kid_subsets=20)
-    noisy = fid_kid_from_features(f["noise"], b, kid_subsets=20)
-    assert same["fid"] < 0.5 * blurred["fid"] and blurred["fid"] < noisy["fid"]
-    assert same["kid_std"] > 0 and abs(same["kid_mean"]) < 3 * same["kid_std"] + 0.01
-    assert blurred["kid_mean"] > 5 * max(same["kid_mean"], same["kid_std"])
+    b = f["real"][80:160]
+    same, blurred, noisy = (fid_kid_from_features(x, b, kid_subsets=20, kid_subset_size=len(x) // 2)
+                            for x in (f["real"][:80], f["blurred"], f["noise"]))
+    assert same["fid"] < 0.7 * blurred["fid"] and blurred["fid"] < noisy["fid"]
+    assert same["kid_std"] > 0 and abs(same["kid_mean"]) < 3 * same["kid_std"]
+    assert blurred["kid_mean"] > 5 * (abs(same["kid_mean"]) + same["kid_std"])
 
 
 def test_collapsed_set_high_precision_near_zero_recall(real_features):
     real = real_features["real"]
-    collapsed = real[200:210].repeat_interleave(8, dim=0)               # 10 held-out faces, 8 copies each
+    collapsed = real[160:170].repeat_interleave(8, dim=0)               # 10 held-out faces, 8 copies each
     scores, floor = precision_recall(collapsed, real[:80]), precision_recall(real[160:200], real[:80])
     assert scores["precision"] >= 0.6 and scores["recall"] <= 0.05 < floor["recall"]

@@ -67,8 +67,9 @@ def test_the_recipes_are_the_lessons(capsys):
         (64, 6000, {"d_steps": 5}, (0.0, 0.9))
     with pytest.raises(ValueError, match="unknown recipe 'dcgan'"):
         recipes.build("dcgan")
-    assert trainer.main(["--recipe", "modern", "--out", "unused", "--device", "cpu"]) == 1
-    assert "failed: NotImplementedError: the 'modern' recipe" in capsys.readouterr().err
+    modern = recipes.build("modern", width=4)                                    # lesson 05's last row
+    assert (modern.batch, modern.loss.r1, modern.loss.augment.p, modern.opt_d.defaults["betas"]) == \
+        (64, 0.1, 0.2, (0.0, 0.99)) and "ema" in modern.train_options
 
 
 def test_load_run_names_a_wrong_folder(tmp_path):

@@ -1,0 +1,94 @@
+"""Lesson 05's ablation: each ingredient added in turn, every row trained for the same wall-clock budget on the shared
+real faces, scored with gan_lib.evaluate beside the real-vs-real floor at the same N.
+
+    python benchmarks/lesson05_ablation.py                  # CPU budget (2 cores): small widths, 150 s per row
+    python benchmarks/lesson05_ablation.py --full           # the lesson's full mode (a GPU: 300 s per row, widths 64/32)
+    python benchmarks/lesson05_ablation.py --compare-augment  # gan_lib.augment vs kornia (needs `pip install kornia`)
+
+It runs notebooks/05_modern_gan.ipynb headless (the numbers are the lesson's own) and prints its table.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gan_lib.lessons import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
+ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D"]
+# The CPU budget: small networks, so that a 2-core machine makes a few hundred steps per row; a short EMA half-life
+# and R1 every 4 steps, since a row makes so few steps; N = 64 generated images per row (FID is biased at this N:
+# read it against the real-vs-real row).
+CPU = {"BUDGET_S": 150, "CHUNK": 5, "BATCH": 32, "DCGAN_WIDTH": 16, "STYLE_WIDTH": 4, "EMA_HALF_LIFE": 500,
+       "R1_EVERY": 4, "N_EVAL": 64, "N_REF": 192, "KID_SUBSETS": 50, "N_SUBMISSION": 1000}
+
+
+def compare_augment(batch: int = 64, size: int = 64, repeats: int = 20) -> None:
+    """Time gan_lib's DiffAugment against kornia's closest pipeline; count the input pixels that get a gradient."""
+    import kornia
+    import kornia.augmentation as K
+
+    from gan_lib.augment import DiffAugment
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, size, size) * 2 - 1                        # (B, 3, S, S) in [-1, 1]
+    ours = DiffAugment("color,translation,cutout", p=1.0)
+    theirs = K.AugmentationSequential(                                  # kornia wants [0, 1] images
+        K.ColorJiggle(brightness=0.5, contrast=0.5, saturation=1.0, p=1.0),
+        K.RandomAffine(degrees=0, translate=(0.125, 0.125), p=1.0),
+        K.RandomErasing(scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0.0, p=1.0))
+    print(f"batch {batch} x 3 x {size} x {size}, {torch.get_num_threads()} threads, mean of {repeats} runs")
+    for name, aug in (("gan_lib DiffAugment", ours), (f"kornia {kornia.__version__}", lambda t: theirs(t * 0.5 + 0.5))):
+        def forward_backward():
+            y = x.clone().requires_grad_(True)
+            aug(y).square().sum().backward()
+            return y.grad
+        times = {}
+        for label, fn in (("forward", lambda: aug(x)), ("forward+backward", forward_backward)):
+            fn()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            times[label] = (time.perf_counter() - started) / repeats * 1000
+        grad = forward_backward()
+        print(f"{name:22s} forward {times['forward']:6.1f} ms  forward+backward {times['forward+backward']:6.1f} ms  "
+              f"pixels with a gradient {float((grad != 0).float().mean()):.0%}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the lesson's full-mode settings (for a GPU)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds per row (default: 150 CPU, 300 full)")
+    parser.add_argument("--hinge", action="store_true", help="add the optional hinge row")
+    parser.add_argument("--grid", default=None, help="save the rows' sample grids to this .png")
+    parser.add_argument("--compare-augment", action="store_true")
+    args = parser.parse_args()
+    if args.compare_augment:
+        compare_augment()
+        return 0
+    if not FACES.is_dir():
+        print(f"{FACES} is missing: this benchmark needs the shared real faces.")
+        return 2
+    parameters = {"DATA_DIR": str(FACES), "ROWS": ROWS + ["+ hinge"] * args.hinge, "GRID_PATH": args.grid,
+                  "SUBMISSION_DIR": str(ROOT / "runs" / "05_ablation_submission"), **({} if args.full else CPU)}
+    if args.budget is not None:
+        parameters["BUDGET_S"] = args.budget
+    started = time.perf_counter()
+    r = run_notebook(ROOT / "notebooks" / "05_modern_gan.ipynb", smoke=False, timeout=7200, parameters=parameters)
+    print(f"{r['device']}, {r['precision']}, {r['budget_s']:.0f} s per row, features: {r['features']}; "
+          f"{time.perf_counter() - started:.0f} s in all")
+    print(f"{'':27s}{'steps':>7s}{'img/s':>7s}{'FID':>8s}{'KID':>8s}{'prec.':>7s}{'recall':>7s}{'AFD':>7s}"
+          f"{'divers.':>8s}")
+    for name, row in r["rows"].items():
+        cell = lambda key, f: f"{row[key]:{f}}" if key in row else "-".rjust(int(f.split('.')[0]))
+        print(f"{name:27s}{cell('steps', '7.0f')}{cell('images_per_s', '7.1f')}{cell('fid', '8.2f')}"
+              f"{cell('kid_mean', '8.4f')}{cell('precision', '7.3f')}{cell('recall', '7.3f')}{cell('afd', '7.3f')}"
+              f"{cell('diversity', '8.3f')}")
+    print(f"best row (lowest KID with diversity >= 0.9 x real): {r['best']}; submission valid: {r['submission_valid']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

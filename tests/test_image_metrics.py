@@ -9,7 +9,7 @@ from torch import nn
 
 from conftest import SHARED_DATA
 from gan_lib.data import to_unit_range
-from gan_lib.image_metrics import diversity, face_detection_rate, fid_kid, load_face_cascade, to_uint8_hwc
+from gan_lib.image_metrics import diversity, face_detection_rate, face_flags, fid_kid, load_face_cascade, to_uint8_hwc
 from gan_lib.metrics import frechet_distance
 
 CASCADE = SHARED_DATA / "lbpcascade_animeface.xml"
@@ -90,6 +90,13 @@ def test_inception_without_torch_fidelity_or_weights_says_how(tmp_path):
     else:
         with pytest.raises(FileNotFoundError, match="weights_path"):
             fid_kid(images(4, 0), images(4, 1), weights_path=tmp_path / "missing.pth")
+
+
+def test_face_flags_per_image_and_their_mean_is_the_rate(real_faces, cascade):
+    mixed = torch.cat([real_faces[:6], torch.zeros(3, 3, 64, 64)])
+    flags = face_flags(mixed, cascade)
+    assert flags.dtype == torch.bool and flags.shape == (9,) and not flags[6:].any() and flags[:6].sum() >= 5
+    assert face_detection_rate(mixed, cascade) == pytest.approx(float(flags.float().mean()))
 
 
 def test_afd_high_on_real_faces_and_zero_on_noise_and_grey(real_faces, cascade):

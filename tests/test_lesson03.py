@@ -19,6 +19,7 @@ def test_a_second_session_resumes_loads_finished_runs_and_refuses_other_settings
                   SUBMISSION_DIR=str(tmp_path / "submission"))
     first = run_notebook(NOTEBOOK, parameters=dict(common, STEPS=4), smoke=True)
     assert first["steps"] == 4 and first["submission_valid"]
+    assert first["features"] == "pixels" and first["n"] == 32 and first["fid"] > 0 and "recall_real" in first
     assert (tmp_path / "ckpt" / "last.pt").is_file()
     assert sorted(p.name for p in (tmp_path / "ckpt" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     # keep-best: scored at steps 2 and 4; best.pt holds the first step with the highest score, and it was used

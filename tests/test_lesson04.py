@@ -16,6 +16,10 @@ def test_a_second_session_loads_every_run_and_refuses_changed_settings(tmp_path)
     first = run_notebook(NOTEBOOK, parameters=common, smoke=True)
     assert set(first["resumed_from"].values()) == {0} and len(first["resumed_from"]) == 7    # 4 variants, 3 study runs
     assert len(list(tmp_path.glob("*/last.pt"))) == 7
+    rows = first["rows"]                                                   # scored by gan_lib.evaluate
+    assert len(rows) == 4 and first["features"] == "pixels"                # smoke mode: pooled pixels
+    assert all({"fid", "fid_real", "kid_mean", "recall", "diversity_real"} <= row.keys() for row in rows.values())
+    assert first["table"].splitlines()[2].startswith("real vs real")
     second = run_notebook(NOTEBOOK, parameters=common, smoke=True)
     assert {name: step for name, step in second["resumed_from"].items() if step != 2} == {
         "study_wganclip001": 1, "study_wganhw6clip10": 1, "study_wgangp": 1}              # every run loaded

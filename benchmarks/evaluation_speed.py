@@ -4,8 +4,12 @@
     python benchmarks/evaluation_speed.py --n 100 --compare  # also channels-last batches, and batch 25
 
 Prints wall-clock and process CPU seconds (on a shared machine the wall clock includes waiting for other
-processes; CPU seconds / threads is what an idle machine would take), images per second, then the evaluator's
-numbers for these faces against the rest of the reference (``gan_lib.evaluate``).
+processes; CPU seconds / threads is what an idle machine would take), images per second, the arithmetic the network
+does per image (counted by ``torch.utils.flop_counter``) and the rate the machine reached, then, with --evaluate,
+the evaluator's numbers for these faces against the rest of the reference (``gan_lib.evaluate``).
+
+The count sets a floor: N images need N x GFLOP/image of arithmetic, so no implementation of the same network at
+the same 299 px input can beat N x GFLOP/image / (the CPU's peak GFLOP/s).
 """
 from __future__ import annotations
 
@@ -23,12 +27,21 @@ from gan_lib.images import FaceFolder
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64"
 
 
-def timed(label: str, net, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+def gflop_per_image(net) -> float:
+    """Multiply-adds x 2 of one forward pass per image, in GFLOP, counted by torch.utils.flop_counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        net(torch.zeros(2, 3, 64, 64))
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def timed(label: str, net, images: torch.Tensor, batch_size: int, gflop: float) -> torch.Tensor:
     wall, cpu = time.perf_counter(), time.process_time()
     features = extract_features(net, images, batch_size, progress=True)           # (N, 2048)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{label:<44} {len(images):>5} images  wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
-          f"{len(images) / wall:6.1f} img/s  (threads {torch.get_num_threads()})", flush=True)
+          f"{len(images) / wall:6.1f} img/s  {len(images) * gflop / wall:6.1f} GFLOP/s  "
+          f"(threads {torch.get_num_threads()})", flush=True)
     return features
 
 
@@ -43,11 +56,14 @@ def main() -> None:
     start = time.perf_counter()
     net = inception()
     print(f"load the TorchScript: {time.perf_counter() - start:.1f} s")
-    ours = timed(f"evaluator (TorchScript, NCHW, batch {args.batch_size})", net, images, args.batch_size)
+    gflop = gflop_per_image(net)
+    print(f"the network: {gflop:.2f} GFLOP per image at 299 px, so {args.n:,} images are "
+          f"{args.n * gflop / 1e3:.1f} TFLOP of arithmetic")
+    ours = timed(f"evaluator (TorchScript, NCHW, batch {args.batch_size})", net, images, args.batch_size, gflop)
     if args.compare:
         timed("channels-last batches", InceptionFeatures(net.net, "fid-helper", channels_last=True), images,
-              args.batch_size)
-        timed("batch 25", net, images, 25)
+              args.batch_size, gflop)
+        timed("batch 25", net, images, 25, gflop)
     if args.evaluate:
         ref = reference(FACES, net=net)
         print(report(evaluate(describe(images, net), ref)))

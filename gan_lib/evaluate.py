@@ -267,13 +267,18 @@ COLUMNS = [("fid", "FID", "8.2f"), ("kid_mean", "KID", "8.4f"), ("precision", "p
            ("memorised", "memor.", "7.3f")]
 
 
+def real_vs_real(result: dict) -> dict:
+    """The real-vs-real floor of an ``evaluate`` result: ``{"fid": ..., "diversity": ...}`` from its ``*_real``."""
+    return {name[:-len("_real")]: value for name, value in result.items() if name.endswith("_real")}
+
+
 def compare(results: dict[str, dict], extra: dict[str, tuple[str, str]] | None = None) -> str:
     """Several ``evaluate`` results (one per model, same reference and N) as one table, the real-vs-real floor
     first. ``extra`` adds columns from the results' own keys, e.g. ``{"train_seconds": ("train s", "8.0f")}``."""
     first = next(iter(results.values()))
     columns = [(key, label, fmt) for key, label, fmt in COLUMNS if key in first]
     columns += [(key, label, fmt) for key, (label, fmt) in (extra or {}).items()]
-    rows = {"real vs real": {k: first[f"{k}_real"] for k, _, _ in columns if f"{k}_real" in first}, **results}
+    rows = {"real vs real": real_vs_real(first), **results}
     width = max(len(name) for name in rows) + 2
     lines = [f"N = {int(first['n'])} generated vs a pool of {int(first['n_pool'])} real; real vs real = "
              f"{int(first['n_real'])} held-out real images in place of the generated",

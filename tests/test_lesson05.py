@@ -1,10 +1,13 @@
 """Lesson 05 end to end in smoke mode, with the optional hinge row: every row trains under the same budget, is
-scored beside the real-vs-real floor, and the best one makes a valid HW6 archive."""
+scored beside the real-vs-real floor, and the best one makes a valid HW6 archive. A second session (after a Colab
+disconnect) loads the finished rows, continues the one cut off, and refuses changed settings."""
 from pathlib import Path
 
 import pytest
+from nbclient.exceptions import CellExecutionError
 
 from conftest import SHARED_DATA
+from gan_lib.checkpoints import load_checkpoint, save_checkpoint
 from gan_lib.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_modern_gan.ipynb"
@@ -14,7 +17,7 @@ ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D", 
 def test_every_row_trains_for_the_budget_and_the_best_is_submitted(tmp_path):
     r = run_notebook(NOTEBOOK, smoke=True, parameters={
         "ROWS": ROWS, "BUDGET_S": 1.0, "N_IMAGES": 48, "N_EVAL": 8, "N_SUBMISSION": 4,
-        "SUBMISSION_DIR": str(tmp_path / "submission")})
+        "SUBMISSION_DIR": str(tmp_path / "submission"), "CHECKPOINT_DIR": str(tmp_path / "rows")})
     assert list(r["rows"]) == ["real vs real"] + ROWS
     for row in ROWS:
         got = r["rows"][row]
@@ -22,6 +25,32 @@ def test_every_row_trains_for_the_budget_and_the_best_is_submitted(tmp_path):
         assert 0 <= got["diversity"] < 3
     assert r["best"] in ROWS and r["submission_valid"]
     assert len(list((tmp_path / "submission").glob("*.jpg"))) == 4
+    assert len(list((tmp_path / "rows").glob("*/last.pt"))) == len(ROWS)      # every finished row is on disk
+
+
+def test_a_second_session_loads_finished_rows_continues_a_cut_one_and_refuses_other_settings(tmp_path):
+    rows = tmp_path / "rows"
+    common = {"ROWS": ["DCGAN", "+ EMA"], "N_IMAGES": 48, "N_EVAL": 8, "N_SUBMISSION": 2, "RESUME": True,
+              "CHECKPOINT_DIR": str(rows), "SAVE_EVERY_S": 0,              # BUDGET_S 0.5 s; a save after every chunk
+              "SUBMISSION_DIR": str(tmp_path / "submission")}
+    first = run_notebook(NOTEBOOK, smoke=True, parameters=common)["rows"]
+    finished, cut = rows / "dcgan" / "last.pt", rows / "ema" / "last.pt"
+    saved_at = finished.stat().st_mtime_ns
+    state = load_checkpoint(cut)                # "+ EMA" as if the session had died half-way through its budget
+    assert state["history"]["train_seconds"] == first["+ EMA"]["seconds"] >= 0.5
+    state["history"].update(train_seconds=0.25, cut_by_the_test=True)
+    save_checkpoint(cut, state)
+
+    second = run_notebook(NOTEBOOK, smoke=True, parameters=common)["rows"]
+    assert (second["DCGAN"]["steps"], second["DCGAN"]["seconds"]) == (first["DCGAN"]["steps"],
+                                                                       first["DCGAN"]["seconds"])  # nothing trained
+    assert finished.stat().st_mtime_ns == saved_at                                                 # nor saved
+    continued = load_checkpoint(cut)["history"]
+    assert continued["cut_by_the_test"] and continued["step"] == second["+ EMA"]["steps"] > first["+ EMA"]["steps"]
+    assert continued["train_seconds"] == second["+ EMA"]["seconds"] >= 0.5    # the same budget in all
+
+    with pytest.raises(CellExecutionError, match=r"dcgan/last\.pt was trained with other settings \(width 4 -> 8\)"):
+        run_notebook(NOTEBOOK, smoke=True, parameters=dict(common, DCGAN_WIDTH=8))
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "anime-faces-64").is_dir(), reason="needs the shared real faces")

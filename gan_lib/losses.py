@@ -192,6 +192,13 @@ class Regularised:
     def generator_loss(self, D, fake):
         return self.base.generator_loss(self._seen_by(D), fake)
 
+    def state_dict(self) -> dict:
+        """The lazy schedule's position, so a resumed run applies R1/R2 on the same D steps (a checkpoint extra)."""
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.calls = int(state["calls"])
+
 
 LOSSES = {"bce": NonSaturatingLoss, "wgan": WassersteinLoss, "wgan-gp": WassersteinGPLoss, "hinge": HingeLoss}
 

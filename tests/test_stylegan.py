@@ -71,6 +71,10 @@ def test_r1_is_lazy_scaled_and_trains_d():
     assert second.item() == pytest.approx(plain.item(), rel=1e-5) and stats["R1"] == pytest.approx(3.0)
     first.backward()
     assert D.w.grad.abs().sum() > 0
+    resumed = Regularised(NonSaturatingLoss(), r1=2.0, r2=1.0, every=4)
+    resumed.load_state_dict(loss.state_dict())                       # a checkpoint extra: the schedule goes on
+    assert resumed.discriminator_loss(D, real, fake)[0].item() == pytest.approx(plain.item(), rel=1e-5)
+    assert loss.state_dict() == {"calls": 2} and resumed.state_dict() == {"calls": 3}
 
 
 def test_augment_is_applied_to_real_and_fake_in_both_steps():

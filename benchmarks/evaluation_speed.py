@@ -9,7 +9,9 @@ does per image (counted by ``torch.utils.flop_counter``) and the rate the machin
 the evaluator's numbers for these faces against the rest of the reference (``gan_lib.evaluate``).
 
 The count sets a floor: N images need N x GFLOP/image of arithmetic, so no implementation of the same network at
-the same 299 px input can beat N x GFLOP/image / (the CPU's peak GFLOP/s).
+the same 299 px input can beat N x GFLOP/image / (the CPU's peak GFLOP/s). The benchmark measures that peak as
+the rate of a large fp32 matrix product (what the CPU's BLAS reaches; convolutions rarely do better) and prints
+the floor it implies.
 """
 from __future__ import annotations
 
@@ -33,6 +35,17 @@ def gflop_per_image(net) -> float:
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         net(torch.zeros(2, 3, 64, 64))
     return counter.get_total_flops() / 2 / 1e9
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """The rate of a size x size fp32 matrix product on this machine, in GFLOP/s (the best of ``repeats``)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size ** 3 / best / 1e9
 
 
 def timed(label: str, net, images: torch.Tensor, batch_size: int, gflop: float) -> torch.Tensor:
@@ -59,6 +72,9 @@ def main() -> None:
     gflop = gflop_per_image(net)
     print(f"the network: {gflop:.2f} GFLOP per image at 299 px, so {args.n:,} images are "
           f"{args.n * gflop / 1e3:.1f} TFLOP of arithmetic")
+    peak = matmul_gflops()
+    print(f"a 2048 x 2048 fp32 matrix product runs at {peak:.0f} GFLOP/s here ({torch.get_num_threads()} threads): "
+          f"at that rate the arithmetic alone takes {args.n * gflop / peak:.0f} s")
     ours = timed(f"evaluator (TorchScript, NCHW, batch {args.batch_size})", net, images, args.batch_size, gflop)
     if args.compare:
         timed("channels-last batches", InceptionFeatures(net.net, "fid-helper", channels_last=True), images,

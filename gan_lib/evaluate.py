@@ -82,10 +82,11 @@ def feature_network(features: str = "inception", device: str | torch.device = "c
 
 
 def _cascade():
-    """The anime-face cascade, or None (AFD skipped) when it cannot be found or downloaded."""
+    """The anime-face cascade, or None (AFD skipped, and why printed) when it cannot be found or downloaded."""
     try:
         return load_face_cascade()
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError) as err:
+        print("AFD skipped:", str(err).splitlines()[0])
         return None
 
 
@@ -115,20 +116,28 @@ def _key(folder: Path, files: list[Path], size: int, limit: int | None) -> str:
     return h.hexdigest()[:16]
 
 
-def reference(folder: str | Path | torch.Tensor, limit: int | None = None, net: nn.Module | None = None,
-              cascade="auto", cache_dir: str | Path | None = CACHE, batch_size: int = 50, progress: bool = True) -> dict:
+def reference(folder, limit: int | None = None, net: nn.Module | None = None, cascade="auto",
+              cache_dir: str | Path | None = CACHE, batch_size: int = 50, progress: bool = True,
+              seed: int | None = None) -> dict:
     """``describe`` of the real images in ``folder`` (flat or nested; the first ``limit`` files in sorted
     order), plus ``key`` and ``n``. Cached in ``cache_dir`` (None: no cache) under a key made from the files'
     names, sizes and mtimes, so a second call on an unchanged folder extracts nothing. ``folder`` may also be
-    real images already in memory (N, 3, H, W) in [-1, 1] (a lesson's data set): not cached.
+    real images already in memory, not cached: a tensor (N, 3, H, W) in [-1, 1], or a lesson's data set
+    (``load_faces``' ``FaceTensor``/``FaceFolder``); with ``seed`` their ``limit`` images are a random subset
+    drawn under that seed instead of the first ones.
 
     ``net`` defaults to ``image_metrics.inception()``; ``cascade="auto"`` loads the anime-face cascade
     (``load_face_cascade``) and skips AFD when it cannot; None skips it.
     """
     cascade = _cascade() if cascade == "auto" else cascade
     suffix = ("" if net is None else f"-{type(net).__name__}") + ("" if cascade is None else "-faces")
-    if isinstance(folder, torch.Tensor):
-        images = folder[:limit]
+    data_set = getattr(folder, "images_uint8", None) is not None             # a lesson's faces, in memory
+    if data_set or isinstance(folder, torch.Tensor):
+        pixels = folder.images_uint8 if data_set else folder                    # (N, 3, H, W)
+        order = (torch.arange(len(pixels)) if seed is None
+                 else torch.randperm(len(pixels), generator=torch.Generator().manual_seed(seed)))
+        images = pixels[order[:limit]]
+        images = to_unit_range(images) if data_set else images                 # only the chosen ones, in [-1, 1]
         key = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16] + suffix
         return {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
     folder = Path(folder)

@@ -190,3 +190,15 @@ def test_compare_puts_the_real_vs_real_floor_first_and_keeps_each_models_numbers
     assert float(lines[4].split()[5]) == pytest.approx(varied["diversity"], abs=1e-3)
     assert lines[2].split()[-1] == "-" and lines[4].split()[-1] == "12"         # only the noise row has seconds
     assert float(lines[2].split()[3]) == pytest.approx(grey["fid_real"], abs=0.01)         # "real vs real" FID
+
+
+def test_reference_of_a_data_set_in_memory_takes_a_seeded_random_subset():
+    from gan_lib.images import FaceTensor
+    pixels = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    faces, net = FaceTensor(pixels, "test"), PixelFeatures()
+    ref = reference(faces, limit=12, seed=3, net=net, cascade=None)
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(3))[:12].tolist()
+    by_hand = reference(torch.stack([faces[i] for i in order]), net=net, cascade=None)   # what lessons did before
+    assert ref["n"] == 12 and ref["key"] == by_hand["key"] and torch.equal(ref["features"], by_hand["features"])
+    first = reference(faces, limit=12, net=net, cascade=None)                          # no seed: the first 12
+    assert torch.equal(first["features"], reference(to_unit_range(pixels[:12]), net=net, cascade=None)["features"])

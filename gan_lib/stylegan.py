@@ -86,17 +86,27 @@ class ModulatedConv(nn.Module):
 
 
 class StyleLayer(nn.Module):
-    """Modulated conv, plus per-pixel noise times a learned strength (starts at 0), plus bias, LeakyReLU."""
+    """Modulated conv, plus per-pixel noise times a learned strength (starts at 0), plus bias, LeakyReLU.
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool = False):
+    The noise is fresh in training mode and a fixed map in eval mode (StyleGAN2-ADA's ``noise_mode='const'``), so
+    the same z gives the same image when sampling. The map is drawn from its own seeded generator (the global RNG
+    is untouched) and is not saved in the state_dict (it is the same for every model of that seed and size).
+    """
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool = False, seed: int = 0):
         super().__init__()
         self.conv = ModulatedConv(c_in, c_out, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(1, c_out, 1, 1))
+        const = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
+        self.register_buffer("noise_const", const, persistent=False)            # (1, 1, size, size)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         x = self.conv(x, w)                                                      # (B, c_out, H, W)
-        noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)   # (B, 1, H, W)
+        if self.training:
+            noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)   # (B, 1, H, W)
+        else:
+            noise = self.noise_const.to(x.dtype)                                 # (1, 1, H, W), broadcast over B
         return lrelu(x + self.noise_strength * noise + self.bias)
 
 
@@ -131,10 +141,11 @@ class StyleGenerator(nn.Module):
                                        for i in range(mapping_layers)])
         sizes = list(ch)
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))
-        self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim), ToRGB(ch[4], w_dim, channels)
-        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, up=True),
-                                                   StyleLayer(ch[b], ch[b], w_dim), ToRGB(ch[b], w_dim, channels)])
-                                    for a, b in zip(sizes, sizes[1:]))
+        self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim, 4), ToRGB(ch[4], w_dim, channels)
+        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, b, up=True, seed=2 * i + 1),
+                                                   StyleLayer(ch[b], ch[b], w_dim, b, seed=2 * i + 2),
+                                                   ToRGB(ch[b], w_dim, channels)])
+                                    for i, (a, b) in enumerate(zip(sizes, sizes[1:])))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = _as_latent(z, self.latent_dim).flatten(1)                            # (B, L)

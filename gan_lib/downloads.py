@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import stat
-import sys
 import tarfile
 import threading
 import urllib.request
@@ -77,35 +77,97 @@ def network_reachable(host: str = "www.kaggle.com", port: int = 443, timeout: fl
     return bool(result and result[0])
 
 
-def _refuse_unsafe(target: Path, name: str, link: str | None = None, hard: bool = False) -> None:
-    """Raise if member ``name`` (or the link it makes to ``link``) would land outside ``target``."""
+def _archive_path(target: Path, name: str) -> PurePosixPath:
+    """Member ``name`` as a path relative to ``target``; raise if it is absolute or has a '..' component."""
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or PureWindowsPath(name).drive or ".." in posix.parts:
         raise ValueError(f"the archive member {name!r} has an absolute path or a '..' component: refusing to "
                          f"extract an archive that could write outside {target}.")
-    inside = (target / posix).resolve()
-    if link is not None:  # a symlink resolves from its own folder, a tar hard link from the archive root
-        base = target if hard else inside.parent
-        inside = (base / link).resolve()
-    if not inside.is_relative_to(target):
-        raise ValueError(f"the archive member {name!r} points outside {target} (to {link!r}): refusing to "
-                         f"extract it.")
+    return posix
+
+
+def _land(target: Path, path: PurePosixPath | str, links: dict[str, str], follow_last: bool = True) -> str | None:
+    """Where ``path`` (relative to ``target``) ends up once the links the archive made so far exist, as a path
+    relative to ``target`` ("" is ``target`` itself), or None when it leaves ``target``.
+
+    ``links`` maps the links made by earlier members (relative path -> link text); links already on disk in
+    ``target`` are followed too. ``follow_last=False`` stops at the last component (where a symlink is made).
+    """
+    parts: list[str] = []
+    todo = [p for p in PurePosixPath(path).parts]
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+        if not todo and not follow_last:
+            break
+        key = "/".join(parts)
+        on_disk = target.joinpath(*parts)
+        link = links.get(key, os.readlink(on_disk) if key not in links and on_disk.is_symlink() else None)
+        if link is None:
+            continue
+        hops += 1
+        if hops > 40:
+            return None  # a loop of links: refuse it like an escape
+        parts.pop()
+        link = link.replace("\\", "/")
+        if PurePosixPath(link).is_absolute() or PureWindowsPath(link).drive:
+            absolute = Path(link).resolve()
+            if not absolute.is_relative_to(target):
+                return None
+            parts, link = [], absolute.relative_to(target).as_posix()
+        todo = list(PurePosixPath(link).parts) + todo
+    return "/".join(parts)
+
+
+def _refuse_unsafe(target: Path, members: list[tuple[str, str | None, bool]]) -> None:
+    """Raise unless every member lands inside ``target`` when the members are written in order.
+
+    ``members``: (name, link text or None, whether the link is a tar hard link). A symlink resolves from its own
+    folder, a tar hard link from the archive root, and both through the links earlier members made.
+    """
+    links: dict[str, str] = {}
+    for name, link, hard in members:
+        posix = _archive_path(target, name)
+        where = _land(target, posix, links, follow_last=link is None or hard)
+        if link is None or hard:  # a file or folder is written through a link at its own name
+            if where is None:
+                raise ValueError(f"the archive member {name!r} lands outside {target} through the links that "
+                                 f"earlier members make: refusing to extract it.")
+        if link is None:
+            continue
+        absolute = PurePosixPath(link.replace("\\", "/")).is_absolute() or PureWindowsPath(link).drive
+        parent = where.rpartition("/")[0] if where is not None and not absolute else None
+        pointed = None if parent is None else _land(target, PurePosixPath("" if hard else parent) / link, links)
+        if pointed is None:
+            raise ValueError(f"the archive member {name!r} points outside {target} (to {link!r}): refusing to "
+                             f"extract it.")
+        if not hard:
+            links[where] = link
 
 
 def safe_extract(archive: str | Path, target: str | Path) -> Path:
     """Extract a .zip, .tar, .tar.gz or .tgz into ``target`` and return ``target``.
 
-    Every member is checked first, so an archive with an absolute path, a ``..`` component, a device
-    file, or a link that escapes ``target`` is refused before anything is written.
+    Every member is checked first, in order, so an archive with an absolute path, a ``..`` component, a device
+    file, or a link that escapes ``target`` (alone or through the links earlier members make) is refused before
+    anything is written. Tar archives are also extracted with tarfile's ``"data"`` filter where Python has it.
     """
     archive, target = Path(archive), Path(target)
     target.mkdir(parents=True, exist_ok=True)
     target = target.resolve()
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                is_link = stat.S_ISLNK(info.external_attr >> 16)
-                _refuse_unsafe(target, info.filename, zf.read(info).decode() if is_link else None)
+            infos = zf.infolist()
+            _refuse_unsafe(target, [(i.filename, zf.read(i).decode() if stat.S_ISLNK(i.external_attr >> 16)
+                                     else None, False) for i in infos])
             zf.extractall(target)  # zipfile writes links as small text files, never as links
         return target
     if not tarfile.is_tarfile(archive):
@@ -115,10 +177,10 @@ def safe_extract(archive: str | Path, target: str | Path) -> Path:
         for m in members:
             if not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
                 raise ValueError(f"the archive member {m.name!r} is a device or pipe: refusing to extract it.")
-            _refuse_unsafe(target, m.name, m.linkname if (m.issym() or m.islnk()) else None, hard=m.islnk())
-        if sys.version_info >= (3, 12):
+        _refuse_unsafe(target, [(m.name, m.linkname if (m.issym() or m.islnk()) else None, m.islnk())
+                                for m in members])
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+, 3.10.12+, 3.12+: a second, independent check
             tf.extractall(target, members, filter="data")
         else:
             tf.extractall(target, members)
     return target
-

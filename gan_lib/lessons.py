@@ -3,7 +3,7 @@
 Benchmarks and tests use ``run_notebook`` so that they measure exactly what a student runs. Command line:
 
     python -m gan_lib.lessons clean [--pin] notebooks/*.ipynb          # clear outputs before committing
-    python -m gan_lib.lessons student notebooks/*.ipynb --out student/  # exercises become stubs
+    python -m gan_lib.lessons student notebooks/*.ipynb --out student/  # exercises become stubs (--force overwrites)
     python -m gan_lib.lessons demo [--full] [--out demo/] [notebooks...] # run all lessons, HTML copies
 """
 from __future__ import annotations
@@ -11,12 +11,30 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 from gan_lib.runtime import SMOKE_ENV
 
 RESULT_MARK = "GAN_LIB_RESULT "
+
+
+def read_notebook(path: Path):
+    """``nbformat.read`` (version 4) that says in one sentence which file is missing or is not a notebook."""
+    import nbformat
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} {'is a folder' if path.is_dir() else 'does not exist'}: "
+                                f"check the path (notebooks/NAME.ipynb from the repository root).")
+    try:
+        return nbformat.read(path, as_version=4)
+    except OSError:
+        raise
+    except Exception:              # not JSON, or JSON that nbformat cannot convert (TypeError, KeyError, ...)
+        raise ValueError(f"{path} is not a Jupyter notebook (not valid .ipynb JSON): "
+                         f"pass the lesson's .ipynb file.") from None
 
 
 def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600, allow_errors: bool = False) -> None:
@@ -44,7 +62,7 @@ def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None
     import nbformat
 
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     if parameters:
         source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
         tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -80,7 +98,7 @@ def clean_notebook(path, pin: bool = False) -> None:
     import nbformat
 
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     if pin:
         executed = copy.deepcopy(nb)
         _execute(executed, path, smoke=True)
@@ -97,8 +115,8 @@ def clean_notebook(path, pin: bool = False) -> None:
 
 SOLUTION_MARKS = {"code": ("### BEGIN SOLUTION", "### END SOLUTION"),
                   "markdown": ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")}
-STUB_MESSAGE = "Exercise: write your answer here (cell {cell})"
-NOT_DONE_MESSAGE = "Exercise not done yet (cell {cell}): write your answer here and run this cell again."
+STUB_MESSAGE = "Exercise: write your answer here ({where})"
+NOT_DONE_MESSAGE = "Exercise not done yet ({where}): write your answer here and run this cell again."
 
 
 def solution_regions(cell, where: str = "") -> list[tuple[int, int]]:
@@ -124,46 +142,109 @@ def solution_regions(cell, where: str = "") -> list[tuple[int, int]]:
     return regions
 
 
-def _stub(lines: list[str], begin: int, cell) -> list[str]:
-    """The lines that replace a solution region whose BEGIN marker is ``lines[begin]``."""
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)[\s#]*$")          # "## 3. One training step" -> ("##", "3. One ...")
+EXERCISE_TITLE = re.compile(r"^\*\*(Exercise\b.+?)\.?\*\*")  # "**Exercise 1 — more D steps.** Train ..."
+
+
+def exercise_places(cells) -> list[str]:
+    """Where a student finds each cell, in what the notebook shows: "§8 Exercises › Exercise 1 — more D steps".
+
+    That is the ``##`` section above the cell ("## 8. Exercises" reads "§8 Exercises"), then the last deeper
+    heading or bold "**Exercise ...**" title under it; cell ids, which Jupyter and Colab never show, are not used.
+    """
+    places, section, sub, fenced = [], "", "", False
+    for cell in cells:
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else []:
+            fenced ^= line.lstrip().startswith("```")
+            heading, title = HEADING.match(line), EXERCISE_TITLE.match(line.strip())
+            if fenced or not (heading or title):
+                continue
+            text = (heading[2] if heading else title[1]).replace("*", "").strip()
+            if heading and len(heading[1]) <= 2:                # "#" (the lesson's title) or "##" starts afresh
+                section, sub = re.sub(r"^(\d+)\.\s*", r"§\1 ", text) if len(heading[1]) == 2 else "", ""
+            else:
+                sub = text
+        places.append(" › ".join(filter(None, (section, sub))) or "above the first heading")
+    return places
+
+
+def _stub(lines: list[str], begin: int, cell, where: str) -> list[str]:
+    """The lines that replace a solution region whose BEGIN marker is ``lines[begin]``; ``where`` names the place."""
     if cell.cell_type == "markdown":
         return ["YOUR ANSWER HERE"]
     indent = re.match(r"\s*", lines[begin]).group()    # a stub inside a def keeps the def's body indented
     if not indent:     # top level: print, so that "Run all" (which stops at an exception) goes on with the lesson
-        return ["# YOUR CODE HERE", f'print("{NOT_DONE_MESSAGE.format(cell=cell.get("id"))}")']
+        return ["# YOUR CODE HERE", f"print({json.dumps(NOT_DONE_MESSAGE.format(where=where), ensure_ascii=False)})"]
     return [f"{indent}# YOUR CODE HERE",         # inside a def: its check cell catches this and prints one line
-            f'{indent}raise NotImplementedError("{STUB_MESSAGE.format(cell=cell.get("id"))}")']
+            f"{indent}raise NotImplementedError({json.dumps(STUB_MESSAGE.format(where=where), ensure_ascii=False)})"]
 
 
-def make_student_version(src, dst) -> int:
-    """Write the student notebook of ``src`` to ``dst`` and return the number of stubs it has.
+def student_notebook(src, dst):
+    """The student version of the notebook ``src`` (to be written to ``dst``) and the number of its stubs.
 
     Every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` region of a code cell becomes ``# YOUR CODE HERE`` and,
-    inside a def, ``raise NotImplementedError(...)`` naming the cell (the exercise's check cell catches it and
-    prints one line), at top level a ``print`` of "Exercise not done yet": Jupyter's and Colab's "Run all" stop
-    at the first exception, so nothing raises unless the student calls the stub. A markdown region between
+    inside a def, ``raise NotImplementedError(...)`` naming the exercise's place (the exercise's check cell catches
+    it and prints one line), at top level a ``print`` of "Exercise not done yet": Jupyter's and Colab's "Run all"
+    stop at the first exception, so nothing raises unless the student calls the stub. A markdown region between
     ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` becomes "YOUR ANSWER HERE". All outputs and
     execution counts are cleared, pinned cells' too.
     """
-    import nbformat
-
     src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise ValueError(f"{dst} is the solution notebook itself: write the student version to another folder.")
-    nb = nbformat.read(src, as_version=4)
+    nb = read_notebook(src)
     stubs = 0
-    for cell in nb.cells:
+    for cell, where in zip(nb.cells, exercise_places(nb.cells)):
         lines = cell.source.splitlines()
         for begin, end in reversed(solution_regions(cell, where=f"{src.name}: ")):
-            lines[begin:end + 1] = _stub(lines, begin, cell)
+            lines[begin:end + 1] = _stub(lines, begin, cell, where)
             stubs += cell.cell_type == "code"
         cell.source = "\n".join(lines)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cell.metadata.pop("execution", None)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    return nb, stubs
+
+
+def make_student_version(src, dst) -> int:
+    """Write the student notebook of ``src`` (see ``student_notebook``) to ``dst``; return its number of stubs."""
+    import nbformat
+
+    nb, stubs = student_notebook(src, dst)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
     return stubs
+
+
+def write_student_versions(notebooks, out, force: bool = False) -> list[tuple[Path, int]]:
+    """Write ``out/NAME.ipynb`` for each notebook; return (path, stubs) for each. Nothing is written when a file
+    in ``out`` differs from what would replace it (it may be a student's own work) unless ``force``."""
+    import nbformat
+
+    out = Path(out)
+    made = [(out / Path(src).name, *student_notebook(src, out / Path(src).name)) for src in notebooks]
+    names = [dst.name for dst, _, _ in made]
+    if len(set(names)) < len(names):
+        raise ValueError(f"two notebooks are named {next(n for n in names if names.count(n) > 1)}: "
+                         f"make their student versions in two runs with different --out folders.")
+    lost = [dst.name for dst, nb, _ in made if dst.exists() and _as_json(dst) != json.loads(nbformat.writes(nb))]
+    if lost and not force:
+        files, many = (", ".join(lost[:-1]) + " and " + lost[-1], True) if len(lost) > 1 else (lost[0], False)
+        raise ValueError(f"{out} already holds {files}, which differ{'' if many else 's'} from the student version "
+                         f"(a student's own work?): pick another --out folder, or pass --force to overwrite "
+                         f"{'them' if many else 'it'}.")
+    out.mkdir(parents=True, exist_ok=True)
+    for dst, nb, _ in made:
+        nbformat.write(nb, dst)
+    return [(dst, stubs) for dst, _, stubs in made]
+
+
+def _as_json(path: Path):
+    """The parsed JSON of a file, or None when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None
 
 
 def run_demo(notebooks, out="demo", smoke: bool = True, timeout: int | None = None) -> list[str]:
@@ -207,20 +288,30 @@ def main(argv=None) -> int:
     student = sub.add_parser("student", help="write student notebooks: solutions become stubs, no outputs")
     student.add_argument("notebooks", nargs="+")
     student.add_argument("--out", default="student", help="folder for the student notebooks (default: student/)")
+    student.add_argument("--force", action="store_true",
+                         help="overwrite notebooks in --out that differ from the student version (a student's work)")
     demo = sub.add_parser("demo", help="run lessons headless and write executed .ipynb and .html copies")
     demo.add_argument("notebooks", nargs="*", help="default: notebooks/[0-9]*.ipynb")
     demo.add_argument("--full", action="store_true", help="full mode instead of smoke mode")
     demo.add_argument("--out", default="demo", help="folder for the executed copies (default: demo/)")
     args = parser.parse_args(argv)
+    try:
+        return _run_command(args, parser)
+    except (OSError, ValueError) as err:               # a missing file, not a notebook, broken markers, ...
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
+
+def _run_command(args, parser) -> int:
+    """Do what ``main`` parsed; bad input raises OSError or ValueError with one sentence."""
     if args.command == "clean":
+        for nb_path in args.notebooks:                  # all readable before any is changed
+            read_notebook(nb_path)
         for nb_path in args.notebooks:
             clean_notebook(nb_path, pin=args.pin)
             print(f"cleaned {nb_path}")
     elif args.command == "student":
-        for nb_path in map(Path, args.notebooks):
-            dst = Path(args.out) / nb_path.name
-            stubs = make_student_version(nb_path, dst)
+        for dst, stubs in write_student_versions(args.notebooks, args.out, force=args.force):
             print(f"wrote {dst} ({stubs} stub{'s' * (stubs != 1)})")
     else:
         notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))

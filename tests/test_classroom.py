@@ -13,7 +13,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from torch import nn
 
 from gan_lib import checks
-from gan_lib.lessons import NOT_DONE_MESSAGE, _execute, main, make_student_version, solution_regions
+from gan_lib.lessons import (NOT_DONE_MESSAGE, _execute, exercise_places, main, make_student_version,
+                             solution_regions)
 from gan_lib.models import dcgan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,7 @@ def test_run_all_on_a_student_version_goes_past_every_stub(student_dir, lesson):
     use what a stub leaves undone.)"""
     nb = nbformat.read(student_dir / lesson.name, as_version=4)
     stubs = [c.id for c in nb.cells if STUB in c.source]
+    places = dict(zip((c.id for c in nb.cells), exercise_places(nb.cells)))
     nb.cells = nb.cells[:max(i for i, c in enumerate(nb.cells) if STUB in c.source or "gan_lib.checks" in c.source) + 1]
     _execute(nb, lesson, smoke=True, allow_errors=True)              # in notebooks/, like the solution run
     errors = [f"cell {c.id}: {o.ename}: {o.evalue}" for c in nb.cells for o in c.get("outputs", [])
@@ -65,7 +67,7 @@ def test_run_all_on_a_student_version_goes_past_every_stub(student_dir, lesson):
     assert not errors, (f"'Run all' would stop at {errors[0]}: only a check may call an unwritten exercise "
                         f"(pass it a function, e.g. check_generator_shapes(lambda: make_generator(...), ...)).")
     said = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
-    top_level = [s for s in stubs if NOT_DONE_MESSAGE.format(cell=s) in said]
+    top_level = [s for s in stubs if NOT_DONE_MESSAGE.format(where=places[s]) in said]
     in_defs = said.count("is not written yet (it raises NotImplementedError)")
     assert len(top_level) + in_defs == len(stubs), (f"{len(stubs)} stubs, but {len(top_level)} printed 'not done "
                                                      f"yet' and {in_defs} checks said 'not written yet'.")
@@ -115,9 +117,9 @@ def test_make_student_version_replaces_regions_and_clears_outputs(tmp_path):
     assert [c.source for c in nb.cells] == [
         "# NBVAL_CHECK_OUTPUT\nprint(1)",
         "def f(x):\n    y = 2\n    # YOUR CODE HERE\n"
-        "    raise NotImplementedError(\"Exercise: write your answer here (cell ex-def)\")\n\nprint(f)",
-        "# YOUR CODE HERE\nprint(\"Exercise not done yet (cell ex-whole): write your answer here and run this cell "
-        "again.\")",
+        "    raise NotImplementedError(\"Exercise: write your answer here (above the first heading)\")\n\nprint(f)",
+        "# YOUR CODE HERE\nprint(\"Exercise not done yet (above the first heading): write your answer here and run "
+        "this cell again.\")",
         "Why?\nYOUR ANSWER HERE"]
     assert nb.cells[0].outputs == [] and nb.cells[0].execution_count is None
     with pytest.raises(ValueError, match="solution notebook itself"):

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import stat
 import tarfile
 import threading
+import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -34,28 +37,88 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+def archive_problem(path: str | Path, name: str | None = None) -> str | None:
+    """None when the .zip/.tar/.tgz/.tar.gz at ``path`` opens and every member reads back whole (zip CRCs
+    included); otherwise a few words on what is wrong. ``name`` (default: the file's) says which kind it is;
+    other names are not checked (None)."""
+    path, name = Path(path), (name or Path(path).name).lower()
+    if not name.endswith(ARCHIVE_SUFFIXES):
+        return None
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return None if bad is None else f"its member {bad!r} fails its CRC check"
+        with tarfile.open(path) as tf:
+            for member in tf:
+                if member.isfile():
+                    with tf.extractfile(member) as f:
+                        while f.read(1 << 20):
+                            pass
+        return None
+    except Exception as err:  # zipfile, tarfile, gzip and zlib raise many kinds: any of them means damaged
+        return f"it does not read as an archive ({one_line(err)})"
+
+
+def _fetch(url: str, part: Path, timeout: float) -> None:
+    """Stream ``url`` into ``part``; raise one sentence for an HTTP error, no connection, or a short body."""
+    fix = "check the address, or download the file by hand and pass its path"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=part.stem, leave=False) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+    except urllib.error.HTTPError as err:
+        part.unlink(missing_ok=True)
+        raise ConnectionError(f"the server answered HTTP {err.code} ({err.reason}) for {url}: {fix}.") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+        part.unlink(missing_ok=True)
+        why = err.reason if isinstance(err, urllib.error.URLError) else err
+        raise ConnectionError(f"cannot fetch {url} ({why}): check the network, or {fix}.") from None
+    if total is not None and (got := part.stat().st_size) != total:
+        part.unlink()
+        raise ConnectionError(f"the download of {url} stopped after {got:,} of the {total:,} bytes the server "
+                              f"announced: the connection was cut, so try again (nothing was kept).")
+
+
 def download(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
     """Fetch ``url`` to ``dest`` and return ``dest``.
 
-    The bytes stream into ``dest + ".part"`` and are renamed onto ``dest`` only once complete (and, when
-    ``sha256`` is given, checked), so ``dest`` is never half a file and a leftover ``.part`` is never used.
-    An existing ``dest`` is reused when its checksum matches (or when no checksum is given).
+    The bytes stream into ``dest + ".part"`` and are renamed onto ``dest`` only once complete: as many bytes
+    as the server announced, the right ``sha256`` when one is given, and, for an archive without a checksum,
+    one that reads back whole (``archive_problem``). So ``dest`` is never half a file and a leftover ``.part``
+    is never used. An existing ``dest`` is reused when its checksum matches (or, with no checksum, when it is
+    not a damaged archive; a damaged one is fetched again, with a warning).
     """
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256.lower()):
-        return dest
+    if dest.is_file():
+        if sha256 is not None and sha256_of(dest) == sha256.lower():
+            return dest
+        if sha256 is None:
+            if (problem := archive_problem(dest)) is None:
+                return dest
+            warnings.warn(f"the saved {dest} is damaged ({problem}): downloading it again.", stacklevel=2)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False) as bar:
-            while block := response.read(1 << 20):
-                out.write(block)
-                bar.update(len(block))
+    _fetch(url, part, timeout)
     if sha256 is not None and (got := sha256_of(part)) != sha256.lower():
         part.unlink()
         raise ValueError(f"the download of {url} has sha256 {got[:12]}…, not the expected {sha256[:12]}…: the "
                          f"file has changed or was damaged in transit, so try again or get it by hand.")
+    if sha256 is None and (problem := archive_problem(part, dest.name)) is not None:
+        part.unlink()
+        raise ValueError(f"the download of {url} is not a whole archive ({problem}): try again, or get it by "
+                         f"hand and pass its path.")
     part.replace(dest)  # atomic on the same file system
     return dest
 

@@ -25,11 +25,6 @@ KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"),
                       Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64")
 
 
-def _say(err: Exception) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-
-
 def _reason(path: Path, err: Exception) -> str:
     """A few words on why ``path`` is not a usable image."""
     if isinstance(err, PermissionError):
@@ -38,7 +33,7 @@ def _reason(path: Path, err: Exception) -> str:
         return "empty file (0 bytes)"
     if isinstance(err, UnidentifiedImageError):
         return "not an image"
-    return f"corrupt or truncated ({_say(err)})"
+    return f"corrupt or truncated ({downloads.one_line(err)})"
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -201,11 +196,12 @@ def _fetch_hw6(root: Path) -> Path:
     if not target.is_dir():
         archive = root / "hw6-faces.zip"
         if not archive.is_file():
-            try:  # Google Drive wants gdown (optional); the Hugging Face copy is a plain URL
+            try:  # Google Drive wants gdown (optional); the Hugging Face copy below is a plain URL
                 import gdown
                 Path(gdown.download(id=downloads.HW6_FACES_DRIVE_ID, output=f"{archive}.part")).replace(archive)
             except Exception:
-                downloads.download(downloads.HW6_FACES_URL, archive)
+                pass  # no gdown or no Drive: the plain URL below
+        downloads.download(downloads.HW6_FACES_URL, archive)  # reuses a whole archive, fetches a missing or damaged one
         part = target.with_name(target.name + ".part")
         shutil.rmtree(part, ignore_errors=True)  # a leftover of an interrupted extraction
         downloads.safe_extract(archive, part).replace(target)
@@ -239,7 +235,7 @@ def load_faces(path: str | Path | None = None, size: int = 64, cache: bool = Tru
                 ds = FaceFolder(fetch(Path(download_to or "data")), size, cache, limit=limit)
                 return ds, f"{name}: {ds.source}" + (f" ({reasons[0]})" if reasons else "")
             except Exception as err:  # an optional source failed: say why and try the next
-                reasons.append(f"{name} unavailable: {_say(err)}")
+                reasons.append(f"{name} unavailable: {downloads.one_line(err)}")
     n = fallback_n if limit is None else min(fallback_n, limit)
     ds = FaceTensor(cartoon_faces(n, size, seed=0), f"{n:,} synthetic cartoon faces at {size}x{size}")
     return ds, f"offline fallback: {ds.source} from gan_lib.synthetic_faces ({'; '.join(reasons)})"

@@ -75,3 +75,107 @@ def test_tar_extraction_uses_the_data_filter_whenever_python_has_it(tmp_path, mo
     monkeypatch.setattr(tarfile.TarFile, "extractall", recording)
     downloads.safe_extract(_archive(tmp_path / "ok.tar", [("faces/1.jpg", None, b"jpeg")]), tmp_path / "out")
     assert seen == ["data"]
+
+
+# ---- download(): short bodies, damaged archives, HTTP errors ----------------------------------------------
+@pytest.fixture
+def server():
+    """A loopback HTTP server: ``routes[path] = (status, announced length or None, body)``; yields (base, routes)."""
+    import http.server
+    import threading
+    routes = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, length, body = routes.get(self.path, (404, None, b"not found"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body) if length is None else length))
+            self.end_headers()
+            self.wfile.write(body)  # HTTP/1.0: the connection closes after the body, however short
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _zip_bytes(n_files=3):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for i in range(n_files):
+            zf.writestr(f"faces/{i}.jpg", bytes(range(256)) * 200)
+    return buffer.getvalue()
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(tmp_path, server):
+    base, routes = server
+    routes["/faces.bin"] = (200, 300_000, b"x" * 100_000)
+    dest = tmp_path / "faces.bin"
+    with pytest.raises(ConnectionError, match=r"stopped after 100,000 of the 300,000 bytes the server announced"):
+        downloads.download(f"{base}/faces.bin", dest)
+    assert not dest.exists() and not (tmp_path / "faces.bin.part").exists()
+
+
+def test_a_truncated_archive_is_not_moved_into_place(tmp_path, server):
+    base, routes = server
+    whole = _zip_bytes()
+    routes["/hw6-faces.zip"] = (200, None, whole[:len(whole) // 2])  # honest length, half an archive
+    dest = tmp_path / "hw6-faces.zip"
+    with pytest.raises(ValueError, match="is not a whole archive .*: try again, or get it by hand"):
+        downloads.download(f"{base}/hw6-faces.zip", dest)
+    assert not dest.exists() and not (tmp_path / "hw6-faces.zip.part").exists()
+    routes["/hw6-faces.zip"] = (200, None, whole)
+    assert downloads.download(f"{base}/hw6-faces.zip", dest).read_bytes() == whole
+
+
+@pytest.mark.parametrize("name", ["hw6-faces.zip", "faces.tar.gz"])
+def test_a_damaged_saved_archive_is_fetched_again_with_a_warning(tmp_path, server, name):
+    base, routes = server
+    if name.endswith(".zip"):
+        whole = _zip_bytes()
+    else:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+            info = tarfile.TarInfo("faces/0.jpg")
+            info.size = 50_000
+            tf.addfile(info, io.BytesIO(bytes(range(250)) * 200))
+        whole = buffer.getvalue()
+    routes[f"/{name}"] = (200, None, whole)
+    dest = tmp_path / name
+    dest.write_bytes(whole[:len(whole) // 2])                        # what an earlier, cut download left
+    with pytest.warns(UserWarning, match=f"the saved {dest} is damaged .*: downloading it again"):
+        downloads.download(f"{base}/{name}", dest)
+    assert dest.read_bytes() == whole
+    assert downloads.archive_problem(dest) is None
+
+
+def test_a_whole_saved_archive_is_reused_without_fetching(tmp_path, server):
+    base, routes = server
+    dest = tmp_path / "hw6-faces.zip"
+    dest.write_bytes(_zip_bytes())
+    routes["/hw6-faces.zip"] = (500, None, b"")                     # any fetch would fail
+    assert downloads.download(f"{base}/hw6-faces.zip", dest) == dest
+
+
+def test_http_404_is_one_sentence_naming_the_url_and_the_fix(tmp_path, server):
+    base, _ = server
+    with pytest.raises(ConnectionError) as info:
+        downloads.download(f"{base}/missing.zip", tmp_path / "missing.zip")
+    assert str(info.value) == (f"the server answered HTTP 404 (Not Found) for {base}/missing.zip: check the "
+                               f"address, or download the file by hand and pass its path.")
+    assert info.value.__cause__ is None and not list(tmp_path.iterdir())
+
+
+def test_no_connection_is_one_sentence_too(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                                    # closed once the block ends: refused
+    with pytest.raises(ConnectionError, match=rf"cannot fetch http://127.0.0.1:{port}/x.zip \(.*\): check the "
+                                              r"network, or check the address"):
+        downloads.download(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", timeout=5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import shutil
 import socket
 import stat
 import tarfile
@@ -98,16 +99,16 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
     as the server announced, the right ``sha256`` when one is given, and, for an archive without a checksum,
     one that reads back whole (``archive_problem``). So ``dest`` is never half a file and a leftover ``.part``
     is never used. An existing ``dest`` is reused when its checksum matches (or, with no checksum, when it is
-    not a damaged archive; a damaged one is fetched again, with a warning).
+    not a damaged archive); one that fails is fetched again, with a warning.
     """
     dest = Path(dest)
     if dest.is_file():
-        if sha256 is not None and sha256_of(dest) == sha256.lower():
+        problem = (archive_problem(dest) if sha256 is None else
+                   None if sha256_of(dest) == sha256.lower() else "not the expected sha256")
+        if problem is None:
             return dest
-        if sha256 is None:
-            if (problem := archive_problem(dest)) is None:
-                return dest
-            warnings.warn(f"the saved {dest} is damaged ({problem}): downloading it again.", stacklevel=2)
+        warnings.warn(f"the saved {dest} is damaged or out of date ({problem}): downloading it again.",
+                      stacklevel=2)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     _fetch(url, part, timeout)
@@ -121,6 +122,34 @@ def download(url: str, dest: str | Path, sha256: str | None = None, timeout: flo
                          f"hand and pass its path.")
     part.replace(dest)  # atomic on the same file system
     return dest
+
+
+def cached_or_shared(url: str, cached: str | Path, sha256: str, shared: str | Path | None = None) -> Path:
+    """A copy of ``url``'s file with the right ``sha256``: ``cached`` when it checks out, else a ``shared`` copy
+    that does (copied over a failing ``cached``, with a warning, so a bad cache never shadows it), else a
+    download into ``cached``. A ``shared`` copy that fails its checksum is named in a warning and not used."""
+    cached, sha256 = Path(cached), sha256.lower()
+    if cached.is_file() and sha256_of(cached) == sha256:
+        return cached
+    if shared is not None and Path(shared).is_file():
+        if sha256_of(shared) != sha256:
+            warnings.warn(f"{shared} is damaged or out of date (not the expected sha256): not using it.",
+                          stacklevel=2)
+        elif not cached.is_file():
+            return Path(shared)
+        else:
+            part = cached.with_name(cached.name + ".part")
+            try:
+                shutil.copyfile(shared, part)
+                part.replace(cached)
+            except OSError as err:
+                warnings.warn(f"the saved {cached} is damaged or out of date and cannot be replaced "
+                              f"({one_line(err)}): using {shared} instead.", stacklevel=2)
+                return Path(shared)
+            warnings.warn(f"the saved {cached} was damaged or out of date (not the expected sha256): replaced "
+                          f"it with the good copy {shared}.", stacklevel=2)
+            return cached
+    return download(url, cached, sha256=sha256)
 
 
 def network_reachable(host: str = "www.kaggle.com", port: int = 443, timeout: float = 2.0) -> bool:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from gan_lib.downloads import ANIME_CASCADE_SHA256, ANIME_CASCADE_URL, download
+from gan_lib.downloads import ANIME_CASCADE_SHA256, ANIME_CASCADE_URL, cached_or_shared
 from gan_lib.runtime import pick_device
 
 INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -40,17 +40,15 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 def load_face_cascade(cache_dir: str | Path | None = None, path: str | Path | None = None) -> cv2.CascadeClassifier:
     """nagadomi's ``lbpcascade_animeface.xml`` as an OpenCV ``CascadeClassifier``.
 
-    ``path`` loads a local copy; otherwise the course's shared copy is used when it sits beside the repository
-    (``../shared/data``), else the file is downloaded once into ``cache_dir`` (default
-    ``~/.cache/gan_lib``) and its sha256 is checked (``gan_lib.downloads.download``).
+    ``path`` loads a local copy; otherwise the first copy whose sha256 checks out: the one cached in ``cache_dir``
+    (default ``~/.cache/gan_lib``), the course's shared copy beside the repository (``../shared/data``; it
+    replaces a damaged cached copy, with a warning), else a fresh download into ``cache_dir``
+    (``gan_lib.downloads.cached_or_shared``).
     """
     if path is None:
         cache = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "gan_lib"
         shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "lbpcascade_animeface.xml"
-        if not (cache / "lbpcascade_animeface.xml").is_file() and shared.is_file():
-            path = shared  # the course server's (and CI's) offline copy beside the repository
-        else:
-            path = download(ANIME_CASCADE_URL, cache / "lbpcascade_animeface.xml", sha256=ANIME_CASCADE_SHA256)
+        path = cached_or_shared(ANIME_CASCADE_URL, cache / "lbpcascade_animeface.xml", ANIME_CASCADE_SHA256, shared)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"the face cascade {path} does not exist: pass the path of lbpcascade_animeface.xml "

@@ -4,6 +4,7 @@ import io
 import socket
 import tarfile
 import urllib.request
+import warnings
 import zipfile
 
 import pytest
@@ -64,8 +65,12 @@ def test_existing_file_is_reused_only_when_it_checks_out(tmp_path, source, count
     url, digest = source
     dest = tmp_path / "faces.bin"
     dest.write_bytes(existing)
-    downloads.download(url, dest, sha256=digest if right_sha else None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        downloads.download(url, dest, sha256=digest if right_sha else None)
     assert len(count_fetches) == fetched
+    assert [str(w.message) for w in caught] == ([f"the saved {dest} is damaged or out of date (not the expected "
+                                                 f"sha256): downloading it again."] if fetched else [])
     assert dest.read_bytes() == (PAYLOAD if fetched or existing == PAYLOAD else existing)
 
 

@@ -5,6 +5,7 @@ Benchmarks and tests use ``run_notebook`` so that they measure exactly what a st
     python -m gan_lib.lessons clean [--pin] notebooks/*.ipynb          # clear outputs before committing
     python -m gan_lib.lessons student notebooks/*.ipynb --out student/  # exercises become stubs (--force overwrites)
     python -m gan_lib.lessons demo [--full] [--out demo/] [notebooks...] # run all lessons, HTML copies
+                                                                      # (offline: demo/mathjax/)
 """
 from __future__ import annotations
 
@@ -247,21 +248,110 @@ def _as_json(path: Path):
         return None
 
 
+# nbconvert's lab template without what it loads from CDNs: require.js and the widget manager (widgets become
+# static HTML, see static_widgets), mermaid.js (no lesson draws diagrams); MathJax's URL is the exporter's.
+OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], webFont: "STIX-Web", imageFont: null}});
+</script>
+{{ super() }}
+{%- endblock html_head_js_mathjax -%}
+"""
+MATHJAX = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"    # relative to the HTML copy
+WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
+BAR_COLOURS = {"success": "#5cb85c", "info": "#5bc0de", "warning": "#f0ad4e", "danger": "#d9534f"}
+
+
+def html_exporter(out):
+    """nbconvert's HTMLExporter for copies in ``out`` that render offline: it copies MathJax to ``out/mathjax``
+    (from the jupyter-server-mathjax package; without it, maths loads from a CDN, and it says so)."""
+    import shutil
+
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    options = {"extra_loaders": [jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+               "template_file": "offline.html.j2"}
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        print("note: the HTML copies load MathJax from the internet, so offline their maths shows as LaTeX: "
+              "pip install jupyter-server-mathjax to render it offline.", flush=True)
+        return HTMLExporter(**options)
+    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", Path(out) / "mathjax",
+                    dirs_exist_ok=True)
+    return HTMLExporter(**options, mathjax_url=MATHJAX)
+
+
+def _widget_html(models: dict, model_id: str) -> str | None:
+    """Static HTML of a widget's saved state (boxes, HTML and labels, progress bars), None for any other widget."""
+    import html
+
+    model = models.get(model_id.removeprefix("IPY_MODEL_"))
+    if model is None:                                   # closed before the notebook was saved
+        return None
+    name, state = model.get("model_name", ""), model.get("state", {})
+    label = html.escape(state.get("description") or "")
+    if name in ("HBoxModel", "VBoxModel", "BoxModel"):
+        parts = [_widget_html(models, child) for child in state.get("children", [])]
+        direction = "column" if name == "VBoxModel" else "row"
+        return None if None in parts else (f'<div style="display:flex;flex-direction:{direction};gap:0.5em;'
+                                           f'align-items:center">{"".join(parts)}</div>')
+    if name in ("HTMLModel", "HTMLMathModel", "LabelModel"):
+        value = state.get("value", "")                  # an HTML widget's value is HTML already
+        return f"<span>{label} {value if name != 'LabelModel' else html.escape(value)}</span>"
+    if name in ("FloatProgressModel", "IntProgressModel"):
+        low = state.get("min", 0)
+        colour = BAR_COLOURS.get(state.get("bar_style"), "#2196f3")
+        return (f'<span>{label} <progress style="accent-color:{colour}" value="{state.get("value", 0) - low}" '
+                f'max="{state.get("max", 100) - low}"></progress></span>')
+    return None
+
+
+def static_widgets(nb):
+    """A copy of ``nb`` whose widget outputs (tqdm.auto's bars, ipywidgets) are static HTML of their saved state,
+    so that an HTML copy needs no widget JavaScript; a widget without a static form shows its text/plain form."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    models = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).pop(WIDGET_VIEW, None)
+            drawn = view and _widget_html(models, view.get("model_id", ""))
+            if drawn:
+                output.data["text/html"] = drawn
+    return nb
+
+
+def write_html(nb, path, exporter=None) -> None:
+    """Write the HTML copy of the notebook ``nb`` to ``path``; it renders offline (see ``html_exporter``, made for
+    ``path``'s folder when ``exporter`` is None)."""
+    path = Path(path)
+    exporter = exporter or html_exporter(path.parent)
+    html, _ = exporter.from_notebook_node(static_widgets(nb), resources={"metadata": {"name": path.stem}})
+    path.write_text(html, encoding="utf-8")
+
+
 def run_demo(notebooks, out="demo", smoke: bool = True, timeout: int | None = None) -> list[str]:
     """Run each notebook headless and write ``out/NAME.ipynb`` and ``out/NAME.html``; return the names that failed.
 
-    A failing lesson still gets both files, up to and including the cell that failed (with its traceback).
-    ``timeout`` is per cell; None means 600 s in smoke mode and no limit in full mode (training takes long).
+    A failing lesson still gets both files, up to and including the cell that failed (with its traceback). The
+    HTML copies render offline (``write_html``). ``timeout`` is per cell; None means 600 s in smoke mode and no
+    limit in full mode (training takes long).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
+    lessons = [(Path(path), read_notebook(path)) for path in notebooks]     # every file readable before any runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    exporter, failed = HTMLExporter(), []
-    for path in map(Path, notebooks):
+    exporter, failed = html_exporter(out), []
+    for path, nb in lessons:
         print(f"running {path.name} ({'smoke' if smoke else 'full'} mode) ...", flush=True)
-        nb = nbformat.read(path, as_version=4)
         started, status = time.perf_counter(), "ok"
         try:
             _execute(nb, path, smoke=smoke, timeout=timeout or (600 if smoke else None))
@@ -270,8 +360,7 @@ def run_demo(notebooks, out="demo", smoke: bool = True, timeout: int | None = No
             reason = str(getattr(err, "evalue", err)).strip().splitlines()[:1]
             status = f"FAILED with {getattr(err, 'ename', type(err).__name__)}: {''.join(reason)}"
         nbformat.write(nb, out / path.name)
-        html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        (out / f"{path.stem}.html").write_text(html, encoding="utf-8")
+        write_html(nb, out / f"{path.stem}.html", exporter)
         print(f"{path.name}: {time.perf_counter() - started:.0f} s, {status} -> {out / path.stem}.html", flush=True)
     return failed
 

@@ -116,3 +116,62 @@ def test_no_stub_names_a_raw_cell_id(tmp_path, lesson):
         message = re.search(r'"(.*)"', line)[1]
         assert "(cell " not in message and not any(i in message for i in ids), f"{lesson.name}: {message}"
         assert "§" in message, f"{lesson.name}: the stub does not name its section: {message}"
+
+
+# --------------------------------------------------------------------------- demo: HTML copies work offline
+
+def _tqdm_bar(done, total):
+    """What a finished tqdm.auto bar leaves in a notebook: a widget view (with its first text/plain) and state."""
+    def model(name, **state):
+        return {"model_module": "@jupyter-widgets/controls", "model_name": name, "state": state}
+    state = {"box": model("HBoxModel", children=["IPY_MODEL_left", "IPY_MODEL_bar", "IPY_MODEL_right"]),
+             "left": model("HTMLModel", description="", value="train:\u2007100%"),
+             "bar": model("FloatProgressModel", bar_style="success", min=0.0, max=float(total), value=float(done)),
+             "right": model("HTMLModel", value=f"\u2007{done}/{total}\u2007[00:01&lt;00:00,\u200750.0it/s]"),
+             "slider": model("IntSliderModel", value=3)}
+    outputs = [new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {
+                   "model_id": "box", "version_major": 2, "version_minor": 0},
+                   "text/plain": f"train:   0%|          | 0/{total} [00:00<?, ?it/s]"}),
+               new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {
+                   "model_id": "slider", "version_major": 2, "version_minor": 0}, "text/plain": "IntSlider(value=3)"})]
+    return outputs, {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2,
+                                                                    "version_minor": 0}}
+
+
+def test_demo_html_renders_maths_and_progress_without_a_network(tmp_path):
+    pytest.importorskip("jupyter_server_mathjax", reason="the test extra's jupyter-server-mathjax ships MathJax")
+    outputs, widgets = _tqdm_bar(20, 20)
+    nb = new_notebook(cells=[new_markdown_cell("The square $x^2$ and $$\\frac{\\gamma}{2}\\lVert g \\rVert_2^2$$"),
+                             new_code_cell("for _ in trange(20, desc='train'): pass", outputs=outputs)],
+                      metadata={"widgets": widgets})
+    lessons.write_html(nb, tmp_path / "demo" / "01_a.html")
+    html = (tmp_path / "demo" / "01_a.html").read_text()
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
+    remote = [tag + body for tag, body in scripts if re.search(r"https?://|//cdn|unpkg", tag + body)]
+    assert not remote, f"the HTML still loads from the network: {remote[0][:200]}"
+    sources = [re.search(r'src="([^"]+)"', tag)[1] for tag, _ in scripts if "src=" in tag]
+    mathjax = [src for src in sources if "MathJax.js" in src]
+    assert mathjax, "no MathJax script in the HTML: its maths would show as raw LaTeX."
+    for src in sources:
+        assert (tmp_path / "demo" / src.split("?")[0]).is_file(), f"{src} is not beside the HTML."
+    config = re.search(r"config=([^,&\"]+)", mathjax[0])[1]
+    assert (tmp_path / "demo" / "mathjax" / "config" / f"{config}.js").is_file()
+    assert "$x^2$" in html                                       # MathJax typesets it in the browser
+    # the bar as it ended, not the widget's first text/plain ("0/20") nor an empty widget <div>
+    assert re.search(r'<progress [^>]*max="20.0"', html) and re.search(r'<progress [^>]*value="20.0"', html)
+    assert "train:\u2007100%" in html and "20/20" in html and "0/20 [00:00" not in html
+    assert "IntSlider(value=3)" in html                          # no static form: its text/plain is shown
+    assert "widget-state+json" not in html and "widget-view+json" not in html
+
+
+def test_without_jupyter_server_mathjax_the_html_says_maths_needs_the_internet(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(__import__("sys").modules, "jupyter_server_mathjax", None)     # import fails
+    lessons.write_html(new_notebook(cells=[new_markdown_cell("$x^2$")]), tmp_path / "01_a.html")
+    assert "pip install jupyter-server-mathjax" in capsys.readouterr().out
+    assert not (tmp_path / "mathjax").exists() and (tmp_path / "01_a.html").is_file()
+
+
+def test_demo_checks_every_notebook_exists_before_running_any(tmp_path, capsys):
+    ok = _lesson(tmp_path / "01_ok.ipynb", new_code_cell("print(1)"))
+    assert main(["demo", "--out", str(tmp_path / "demo"), str(ok), str(tmp_path / "02_missing.ipynb")]) == 2
+    assert "02_missing.ipynb does not exist" in capsys.readouterr().err and not (tmp_path / "demo").exists()

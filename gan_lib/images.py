@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tarfile
+import traceback
 import warnings
+import zipfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,8 +30,19 @@ KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"),
                       Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64")
 
 
+def _pixels(err: Exception) -> str:
+    """'W x H pixels' of an image Pillow refused as too large, read from the size its check was given."""
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        if frame.f_code.co_name == "_decompression_bomb_check" and len(size := frame.f_locals.get("size", ())) == 2:
+            return f"{size[0]:,} x {size[1]:,} pixels"
+    return str(err).partition("(")[2].partition(")")[0] or "too many pixels"  # Pillow's "(N pixels)"
+
+
 def _reason(path: Path, err: Exception) -> str:
-    """A few words on why ``path`` is not a usable image."""
+    """A few words on why ``path`` is not a usable image (the words before any ':' or '(' name the kind)."""
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return (f"too large: {_pixels(err)}, over Pillow's safety limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+                f"(PIL.Image.MAX_IMAGE_PIXELS); resize it, or raise that limit if you trust the file")
     if isinstance(err, PermissionError):
         return "cannot be read (permission denied)"
     if path.is_file() and path.stat().st_size == 0:
@@ -79,8 +95,8 @@ class FaceTensor(Dataset):
 class FaceFolder(FaceTensor):
     """Every image under ``root`` (flat or nested, no class subfolders needed) as (3, size, size) in [-1, 1].
 
-    Files that are not images, empty, truncated or unreadable are skipped, listed in ``.skipped`` as
-    (path, reason) and counted in one warning. ``cache=True`` decodes everything once, on ``workers``
+    Files that are not images, empty, truncated, unreadable or over Pillow's size limit are skipped, listed
+    in ``.skipped`` as (path, reason) and counted in one warning. ``cache=True`` decodes everything once, on ``workers``
     threads, into ``.images_uint8`` (N, 3, size, size), so later epochs decode nothing; ``cache=False``
     only opens headers here and decodes in ``__getitem__``, where a file that fails is replaced by the
     next good one and counted in ``.skipped_during_epoch`` (per process: DataLoader workers count apart).
@@ -90,17 +106,25 @@ class FaceFolder(FaceTensor):
     def __init__(self, root: str | Path, size: int = 64, cache: bool = True, workers: int | None = None,
                  limit: int | None = None):
         self.root, self.size = Path(root), size
+        if self.root.is_file():
+            archive = (self.root.name.lower().endswith(ARCHIVES) or zipfile.is_zipfile(self.root)
+                       or tarfile.is_tarfile(self.root))
+            raise NotADirectoryError(f"{self.root} is a file, not a folder: " + (
+                "it is an archive, so extract it first (e.g. gan_lib.downloads.safe_extract) and pass the folder "
+                "it makes." if archive else "pass the folder that holds the face images."))
         if not self.root.is_dir():
             raise FileNotFoundError(f"the image folder {self.root} does not exist: check the path "
                                     f"(it is relative to {Path.cwd()}).")
         self.skipped, self.skipped_during_epoch, self._bad = [], 0, set()
         files = sorted(self._list_files())[:limit]
         workers = workers or min(8, os.cpu_count() or 1)
-        if cache:
-            self.paths, self.images_uint8 = self._decode_all(files, workers)
-        else:
-            self.paths = [p for p in files if self._attempt(_probe, p) is not None]
-            self.images_uint8 = None
+        with warnings.catch_warnings():  # an image over Pillow's size limit is skipped, its size named
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if cache:
+                self.paths, self.images_uint8 = self._decode_all(files, workers)
+            else:
+                self.paths = [p for p in files if self._attempt(_probe, p) is not None]
+                self.images_uint8 = None
         self.skipped.sort()
         if not self.paths:
             raise FileNotFoundError(self._nothing_found(len(files)))
@@ -143,7 +167,10 @@ class FaceFolder(FaceTensor):
         archives = [p.name for p in self.root.iterdir() if p.name.lower().endswith(ARCHIVES)]
         hint = (f"; it holds {archives[0]}: extract it first, e.g. gan_lib.downloads.safe_extract" if archives
                 else f"; its only subfolder {subdirs[0]}/ was searched too" if len(subdirs) == 1 else "")
-        return (f"no readable image in {self.root} ({n_files} files, {len(self.skipped)} skipped; looked for "
+        kinds = Counter(re.split(r"[:(]", why)[0].strip() for _, why in self.skipped)
+        reasons = (f": {', '.join(f'{n} {kind}' for kind, n in kinds.most_common())}; the first, "
+                   f"{self.skipped[0][0].name}: {self.skipped[0][1]}" if self.skipped else "")
+        return (f"no readable image in {self.root} ({n_files} files, {len(self.skipped)} skipped{reasons}; looked for "
                 f"{LOOKED_FOR}){hint}: point it at the folder that holds the face images.")
 
     def __len__(self) -> int:
@@ -167,22 +194,39 @@ class FaceFolder(FaceTensor):
                            f"check the disk or copy the data set again.")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``b`` is a finished copy of ``a``: the same size and, within a second, the same modification time."""
+    if not b.is_file():
+        return False
+    sa, sb = a.stat(), b.stat()
+    return sa.st_size == sb.st_size and abs(sa.st_mtime - sb.st_mtime) < 1  # copy2 keeps the time; FAT/FUSE round it
+
+
 def copy_to_local(src: str | Path, dst: str | Path) -> Path:
     """Copy a folder (e.g. faces on Colab's slow Google Drive mount) to local disk and return ``dst``.
 
-    Skipped when ``dst`` already holds as many files as ``src``, i.e. an earlier copy finished.
+    Only the files that ``dst`` lacks, or holds with another size or modification time, are copied, so a
+    finished copy costs one listing and an interrupted one resumes; files found only in ``dst`` are kept and
+    counted. One line says what was done.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise FileNotFoundError(f"{src} is not a folder: check the path (on Colab, mount Drive first with "
                                 f"`from google.colab import drive; drive.mount('/content/drive')`).")
-    files = [p for p in src.rglob("*") if p.is_file()]
-    if dst.is_dir() and sum(1 for p in dst.rglob("*") if p.is_file()) == len(files):
-        return dst
-    for path in tqdm(files, desc=f"copying to {dst}", unit="file"):
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    pairs = [(p, dst / p.relative_to(src)) for p in files]
+    missing = [p for p, out in pairs if not out.is_file()]
+    changed = [p for p, out in pairs if out.is_file() and not _same_file(p, out)]
+    for path in tqdm(missing + changed, desc=f"copying to {dst}", unit="file"):
         out = dst / path.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, out)
+    known = {p.relative_to(src) for p in files}
+    extra = sum(1 for p in dst.rglob("*") if p.is_file() and p.relative_to(dst) not in known)
+    print(f"copy_to_local: copied {len(missing) + len(changed):,} of the {len(files):,} files of {src} to {dst} "
+          f"({len(missing):,} missing there, {len(changed):,} different); the other "
+          f"{len(files) - len(missing) - len(changed):,} were already there"
+          + (f"; {extra:,} files found only in {dst} were kept." if extra else "."))
     return dst
 
 

@@ -256,14 +256,16 @@ def test_hw6_archive_is_used_when_kaggle_is_missing(no_known_folders, tmp_path, 
     assert not (tmp_path / "data" / "hw6-faces.part").exists()
 
 
-def test_copy_to_local_copies_once(tmp_path):
+def test_copy_to_local_copies_once_and_repairs_what_differs(tmp_path, capsys):
     _faces(tmp_path / "drive" / "sub", 3)
     dst = copy_to_local(tmp_path / "drive", tmp_path / "local")
     assert sorted(p.name for p in dst.rglob("*.png")) == ["face_00000.png", "face_00001.png", "face_00002.png"]
+    copy_to_local(tmp_path / "drive", dst)
+    assert "copied 0 of the 3 files" in capsys.readouterr().out.splitlines()[-1]  # a finished copy: nothing again
     marker = dst / "sub" / "face_00000.png"
     marker.write_bytes(b"changed")
-    copy_to_local(tmp_path / "drive", dst)  # same file count: nothing copied again
-    assert marker.read_bytes() == b"changed"
+    copy_to_local(tmp_path / "drive", dst)  # another size: copied again
+    assert marker.read_bytes() == (tmp_path / "drive" / "sub" / "face_00000.png").read_bytes()
     with pytest.raises(FileNotFoundError, match="mount Drive first"):
         copy_to_local(tmp_path / "no-drive", dst)
 

@@ -354,3 +354,138 @@ def test_resume_refuses_a_run_trained_with_other_settings_and_names_each_change(
         assert CheckpointManager(tmp_path / "old", settings=settings).resume()["step"] == 2
     with pytest.raises(TypeError, match="settings must be a dict of plain values"):
         CheckpointManager(tmp_path, settings={"device": torch.device("cpu")})
+
+
+def _member_data_offset(path, name):
+    """Where the stored (uncompressed) bytes of zip member ``name`` start in the file ``path``."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)                                    # the local header: its name and extra lengths
+    return info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+
+
+def _flip_a_byte_of_the_optimiser(path):
+    """Flip one byte inside the stored data of the optimiser's exp_avg_sq tensor; return its name in the zip."""
+    state = torch.load(path, weights_only=True)
+    tensor = state["opt_d"]["state"][0]["exp_avg_sq"]
+    with zipfile.ZipFile(path) as archive:                   # the member whose bytes are this tensor's
+        name = next(n for n in archive.namelist() if "/data/" in n and archive.read(n) == tensor.numpy().tobytes())
+    data = bytearray(path.read_bytes())
+    data[_member_data_offset(path, name) + 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    return name, tensor
+
+
+def test_a_flipped_byte_inside_a_stored_tensor_is_caught_by_the_crc(tmp_path):
+    G, D, opt_g, opt_d, _ = _models(0)
+    D(torch.randn(8, 2)).mean().backward()
+    opt_d.step()
+    manager = CheckpointManager(tmp_path)
+    manager.save(training_state(G, D, opt_g, opt_d, {"step": 1}))
+    manager.save(training_state(G, D, opt_g, opt_d, {"step": 2}))           # previous.pt holds step 1
+    name, before = _flip_a_byte_of_the_optimiser(tmp_path / "last.pt")
+    after = torch.load(tmp_path / "last.pt", weights_only=True)["opt_d"]["state"][0]["exp_avg_sq"]
+    assert not torch.equal(before, after)                   # torch.load alone reads the damaged value silently
+    with pytest.raises(CheckpointError, match=rf"is corrupted: the bytes of {name} no longer match the checksum"):
+        load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "last.pt")
+    _one_sentence(str(info.value), tmp_path / "last.pt")
+    with pytest.warns(UserWarning, match=r"previous.pt \(step 1\) because .*last.pt is corrupted"):
+        assert manager.resume()["step"] == 1
+    assert (tmp_path / "last.damaged.pt").exists()          # kept aside, as a truncated one is
+
+
+def test_a_checkpoint_saved_without_crcs_still_loads(tmp_path):
+    torch.serialization.set_crc32_options(False)
+    try:
+        path = save_checkpoint(tmp_path / "nocrc.pt", {"w": torch.arange(5.0)})
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert torch.equal(load_checkpoint(path)["w"], torch.arange(5.0))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"),
+                                   OSError(28, "No space left on device")])
+def test_a_full_disk_during_a_save_is_one_sentence_and_loses_nothing(tmp_path, monkeypatch, error):
+    manager = CheckpointManager(tmp_path)
+    manager.save({"step": 1})
+    manager.save({"step": 2})
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise error
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    for save in (lambda: manager.save({"step": 3}), lambda: save_checkpoint(tmp_path / "last.pt", {"step": 3})):
+        with pytest.raises(CheckpointError, match=r"last.pt could not be written because its folder .* is full "
+                                                  r"or not writable .*: the checkpoint already there is untouched"
+                           ) as info:
+            save()
+        _one_sentence(str(info.value), tmp_path / "last.pt")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]     # no temporary file left
+    monkeypatch.setattr(torch, "save", real_save)
+    assert [load_checkpoint(tmp_path / n)["step"] for n in ("last.pt", "previous.pt")] == [2, 1]
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError, match=r"new.pt could not be written .*: nothing was left behind"):
+        save_checkpoint(tmp_path / "new.pt", {"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
+
+
+def test_another_error_inside_a_save_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    def broken(obj, f, *args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(RuntimeError, match="^CUDA error"):
+        save_checkpoint(tmp_path / "last.pt", {"step": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_bytes_are_not_a_checkpoint_rather_than_pickled_objects(tmp_path):
+    noise = bytearray(random.Random(0).randbytes(4096))
+    noise[0] = 0x17                                          # not a pickle's first byte (0x80), not a zip's "PK"
+    (tmp_path / "noise.pt").write_bytes(bytes(noise))
+    with pytest.raises(CheckpointError, match=r"is not a PyTorch checkpoint: it is neither the zip archive nor the "
+                                              r"pickle that torch.save writes") as info:
+        load_checkpoint(tmp_path / "noise.pt")
+    assert "pickled Python objects" not in str(info.value)
+    _one_sentence(str(info.value), tmp_path / "noise.pt")
+
+
+def test_a_folder_passed_to_load_checkpoint_is_named_a_folder_with_the_files_to_pass(tmp_path):
+    CheckpointManager(tmp_path, keep_best_by="fid").save({"step": 1}, fid=3.0)
+    with pytest.raises(IsADirectoryError, match=r"is a folder, not a checkpoint file: pass one of its checkpoint "
+                                                r"files \(last.pt, best.pt\), e.g. .*last.pt\.$") as info:
+        load_checkpoint(tmp_path)
+    assert "does not exist" not in str(info.value)
+    _one_sentence(str(info.value), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not a checkpoint file: it holds no .pt file"):
+        load_checkpoint(tmp_path / "empty")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes and umask are POSIX")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_checkpoints_get_the_mode_a_plain_open_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / "one.pt", {"step": 1})
+        written = CheckpointManager(tmp_path / "run", keep_best_by="fid").save({"step": 1}, fid=1.0)
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in [path, *written, tmp_path / "plain"]} == {oct(mode)}
+
+
+def test_a_keep_best_by_the_evaluation_does_not_return_is_refused_naming_what_it_does(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_best_by="kid")
+    manager.save({"step": 1})                                # a save without metrics is fine
+    with pytest.raises(ValueError) as info:
+        manager.save({"step": 2}, fid=40.0, kid_mean=0.03, kid_std=0.01)
+    assert str(info.value) == ("keep_best_by='kid' is not among the evaluation's results (fid, kid_mean, kid_std): "
+                               "pick one of them, e.g. keep_best_by='kid_mean'.")
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1 and not (tmp_path / "best.pt").exists()

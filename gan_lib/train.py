@@ -10,6 +10,7 @@ steps, so that the same z can be watched over training.
 """
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -21,10 +22,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from gan_lib.checkpoints import restore_training_state, training_state
+from gan_lib.checkpoints import CheckpointError, load_checkpoint, restore_training_state, training_state
 from gan_lib.distributed import is_main, no_sync, unwrap
 from gan_lib.fast import choose_precision, compile_models
 from gan_lib.watch import TrainingDiverged, Watch
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``train``: ``step`` (the last finished step), ``history`` and ``path`` (the checkpoint saved
+    then, or None)."""
+
+    def __init__(self, step: int, history: dict, path: Path | None):
+        super().__init__(f"training stopped by Ctrl-C at step {step}")
+        self.step, self.history, self.path = step, history, path
 
 
 def infinite(loader: Iterable) -> Iterator:
@@ -76,6 +86,11 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                              wait at the next step (keep it well under the process group's timeout).
     ``watch`` (on by default; ``False`` turns it off, or pass your own ``Watch``) says in plain words when D has
     won or G has collapsed, and stops on a NaN/inf loss before anything NaN is saved (see ``gan_lib.watch``).
+    Ctrl-C (a notebook's interrupt) saves a checkpoint at the last finished step when ``checkpoints`` is given,
+    prints one line saying where and how to go on, and raises ``TrainingInterrupted`` (a KeyboardInterrupt that
+    carries ``step``, ``history`` and ``path``) rather than returning: a notebook's "run all" and a loop over
+    ``train`` calls stop as the user asked, and a command line can exit with 130. A Ctrl-C in the middle of a step
+    saves the weights as they are (that step partly done), so resuming from it is not bit-identical.
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
     Several GPUs: pass G and D wrapped by ``gan_lib.distributed.wrap`` (DDP); the plain models inside are what is
     saved, sampled and averaged, and only rank 0 writes checkpoints and sample files and shows the progress bar.
@@ -120,9 +135,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
 
         As in the PyTorch DCGAN tutorial, the first G update reuses the fake batch of the last D update (made
         with its graph kept for this): one G forward less per step. Further G updates draw new noise."""
-        norms_d, skipped = ([] if record_grad_norms else None), False
+        norms_d, skipped, reals = ([] if record_grad_norms else None), False, []
         for i in range(d_steps):
             real = next(batches).to(device)                                   # (B, ...)
+            reals.append(real)
             with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 with torch.set_grad_enabled(i == d_steps - 1):
                     fake = G_(noise(real.shape[0]).to(device))                # (B, ...)
@@ -140,72 +156,126 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                     loss_g, stats_g = loss.generator_loss(D_, fake)
                 skipped |= update(G, opt_g, loss_g)
         kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
-        return real, fake, kept, norms_d, skipped
+        return reals, fake, kept, norms_d, skipped
 
     bar = tqdm(range(start, start + steps), desc="training", unit="step", disable=not (progress and is_main()))
     started = first = time.perf_counter()     # started: for history["train_seconds"]; first: for img/s
     images = 0
-    for step in bar:
-        try:
-            real, fake, kept, norms_d, skipped = one_step(*models)
-        except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
-            if models == wrapped or step > start:
-                raise
-            said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-            warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training "
-                          f"eagerly.")
-            models = wrapped
-            real, fake, kept, norms_d, skipped = one_step(*wrapped)
-        images += d_steps * real.shape[0]
-        # one device-to-host copy per step (not one per number): the last D and G updates' figures
-        numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
-        if skipped:           # fp16 only: inf/NaN gradients, an update skipped; the GradScaler lowered its scale
-            history["fp16_skipped_steps"] = history.get("fp16_skipped_steps", 0) + 1
-        elif watch is not None and (why := watch.non_finite(step + 1, numbers)) is not None:
-            return _diverged(why, watch, checkpoints, G, D, opt_g, opt_d, extras)
-        else:
-            for key, value in numbers.items():
-                history[key].append(value)
-            if record_grad_norms:
-                history["grad_norms_d"].append(norms_d)
-        history["step"] = step + 1
-        if ema is not None:
-            ema.update_parameters(G)
-        if watch is not None:
-            watch.check(step + 1, history, fake, real)
-        if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
-            history["samples"].append((step + 1, sample(G, fixed_noise)))
-            if sample_dir is not None and is_main():
-                Path(sample_dir).mkdir(parents=True, exist_ok=True)
-                save_image(history["samples"][-1][1], Path(sample_dir) / f"step_{step + 1:06d}.png",
-                           nrow=int(len(fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
-        if on_step is not None:
-            on_step(step + 1, history)
-        metrics = {}
-        if evaluate_every and (step + 1) % evaluate_every == 0 and is_main():   # the other ranks wait at the next step
-            metrics = {name: float(value) for name, value in evaluate(step + 1).items()}
-            history.setdefault("evals", []).append({"step": step + 1, **metrics})
-        if checkpoints is not None and is_main() and (checkpoints.due(step + 1) or step + 1 == start + steps
-                                                      or metrics):
-            history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
-            started = time.perf_counter()
-            checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),
-                             **metrics)
-        if progress and (step + 1) % 50 == 0:
-            rate = images / max(time.perf_counter() - first, 1e-9)
-            bar.set_postfix({"loss_d": f"{numbers['loss_d']:.3f}", "loss_g": f"{numbers['loss_g']:.3f}",
-                             "img/s": f"{rate:,.0f}"})
+
+    def save(**metrics) -> list[Path]:
+        """Add the time trained since the last save to the history and write a checkpoint."""
+        nonlocal started
+        history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+        started = time.perf_counter()
+        return checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),
+                                **metrics)
+
+    try:
+        for step in bar:
+            try:
+                reals, fake, kept, norms_d, skipped = one_step(*models)
+            except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
+                if models == wrapped or step > start:
+                    raise
+                said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+                warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training "
+                              f"eagerly.")
+                models = wrapped
+                reals, fake, kept, norms_d, skipped = one_step(*wrapped)
+            real = reals[-1]                                                  # (B, ...): the last D update's
+            images += d_steps * real.shape[0]
+            # one device-to-host copy per step (not one per number): the last D and G updates' figures
+            numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
+            if skipped:       # fp16 only: inf/NaN gradients, an update skipped; the GradScaler lowered its scale
+                history["fp16_skipped_steps"] = history.get("fp16_skipped_steps", 0) + 1
+            elif watch is not None and (why := watch.non_finite(step + 1, numbers, reals)) is not None:
+                return _diverged(why, step + 1, watch, checkpoints, G, D, opt_g, opt_d, extras)
+            else:
+                for key, value in numbers.items():
+                    history[key].append(value)
+                if record_grad_norms:
+                    history["grad_norms_d"].append(norms_d)
+            history["step"] = step + 1
+            if ema is not None:
+                ema.update_parameters(G)
+            if watch is not None:
+                watch.check(step + 1, history, fake, real)
+            if fixed_noise is not None and sample_every and (step + 1) % sample_every == 0:
+                history["samples"].append((step + 1, sample(G, fixed_noise)))
+                if sample_dir is not None and is_main():
+                    Path(sample_dir).mkdir(parents=True, exist_ok=True)
+                    save_image(history["samples"][-1][1], Path(sample_dir) / f"step_{step + 1:06d}.png",
+                               nrow=int(len(fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
+            if on_step is not None:
+                on_step(step + 1, history)
+            metrics = {}
+            if evaluate_every and (step + 1) % evaluate_every == 0 and is_main():   # the other ranks wait
+                metrics = {name: float(value) for name, value in evaluate(step + 1).items()}
+                history.setdefault("evals", []).append({"step": step + 1, **metrics})
+            if checkpoints is not None and is_main() and (checkpoints.due(step + 1) or step + 1 == start + steps
+                                                          or metrics):
+                save(**metrics)
+            if progress and (step + 1) % 50 == 0:
+                rate = images / max(time.perf_counter() - first, 1e-9)
+                bar.set_postfix({"loss_d": f"{numbers['loss_d']:.3f}", "loss_g": f"{numbers['loss_g']:.3f}",
+                                 "img/s": f"{rate:,.0f}"})
+    except KeyboardInterrupt:
+        bar.close()
+        raise _interrupted(history, start, checkpoints, save) from None
     history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
     return history
 
 
-def _diverged(why: str, watch: Watch, checkpoints, G, D, opt_g, opt_d, extras) -> dict:
-    """Stop with ``TrainingDiverged``, or put the last good checkpoint back (``on_nan="rollback"``) and return
-    its history."""
-    state = checkpoints.resume() if checkpoints is not None and watch.on_nan == "rollback" else None
+def _interrupted(history: dict, start: int, checkpoints, save: Callable[[], list[Path]]) -> TrainingInterrupted:
+    """After Ctrl-C: save a checkpoint at the last finished step (when one finished in this call), print one line
+    saying where and how to go on, and return the exception to raise."""
+    done, path = history.get("step", start), None
+    if checkpoints is not None and not is_main():
+        return TrainingInterrupted(done, history, None)     # rank 0 saves and says it
+    if checkpoints is None:
+        said = "nothing was saved (no checkpoints= given), but G, D and the history hold that step"
+    elif done == start:
+        said = f"no step finished in this call, so nothing new was saved in {checkpoints.folder}"
+    else:
+        path = save()[0]
+        said = (f"saved {path}; to go on, run the same cell again (with RESUME = True) or the same command with "
+                f"--resume")
+    print(f"training stopped by Ctrl-C at step {done}: {said}.", file=sys.stderr, flush=True)
+    return TrainingInterrupted(done, history, path)
+
+
+def _last_good(checkpoints, step: int, rollback: bool) -> tuple[dict | None, str]:
+    """The newest checkpoint to go back to after the loss turned NaN/inf at ``step`` (resume()'s choice when
+    rolling back, else last.pt), or None when it is missing, unreadable, not from before ``step`` or already
+    holds NaN/inf weights; and a sentence saying which."""
+    if checkpoints is None:
+        return None, ""
+    folder = checkpoints.folder
+    try:
+        state = checkpoints.resume() if rollback else load_checkpoint(folder / "last.pt")
+    except FileNotFoundError:
+        state = None
+    except CheckpointError as error:
+        return None, f" There is no good checkpoint to go back to: {error}"
     if state is None:
-        where = (f" Nothing NaN was saved: the last checkpoint in {checkpoints.folder} is still good."
-                 if checkpoints is not None else "")
+        return None, f" There is no checkpoint to go back to: none was saved in {folder} before step {step}."
+    saved = state.get("step", -1)
+    if saved >= step:
+        return None, (f" There is no good checkpoint to go back to: the one in {folder} is of step {saved}, not "
+                      f"from before step {step} (another run in the same folder saved it).")
+    bad = [f"{part}.{name}" for part in ("G", "D") for name, value in state.get(part, {}).items()
+           if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        return None, (f" There is no good checkpoint to go back to: the one in {folder} (step {saved}) already "
+                      f"holds NaN/inf weights ({', '.join(bad[:3])}), so start again after the fix.")
+    return state, f" Nothing NaN was saved: the last checkpoint in {folder} (step {saved}) is still good."
+
+
+def _diverged(why: str, step: int, watch: Watch, checkpoints, G, D, opt_g, opt_d, extras) -> dict:
+    """Stop with ``TrainingDiverged`` (saying whether a good checkpoint is there), or put the last good checkpoint
+    back (``on_nan="rollback"``) and return its history."""
+    state, where = _last_good(checkpoints, step, watch.on_nan == "rollback")
+    if state is None or watch.on_nan != "rollback":
         raise TrainingDiverged(why + where)
     restored = restore_training_state(state, G, D, opt_g, opt_d, extras=extras)
     history = restored["history"]

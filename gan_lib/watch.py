@@ -37,15 +37,26 @@ class Watch:
         self._low_spread = 0
 
     @staticmethod
-    def non_finite(step: int, numbers: dict[str, float]) -> str | None:
-        """A sentence naming the NaN/inf numbers of this step, or None when all are finite."""
+    def non_finite(step: int, numbers: dict[str, float], real: torch.Tensor | list | None = None) -> str | None:
+        """A sentence naming the NaN/inf numbers of this step, or None when all are finite; when the step's real
+        batch (or any of its batches, a list) itself holds NaN/inf, the sentence blames the data instead."""
         bad = {name: value for name, value in numbers.items() if not math.isfinite(value)}
         if not bad:
             return None
         named = ", ".join(f"{name} = {value}" for name, value in bad.items())
+        batches = [real] if isinstance(real, torch.Tensor) else list(real or [])
+        nan = sum(int(torch.isnan(batch).sum()) for batch in batches)
+        inf = sum(int(torch.isinf(batch).sum()) for batch in batches)
+        if nan or inf:
+            return (f"training diverged at step {step}: the real batch itself holds {nan:,} NaN and {inf:,} inf "
+                    f"value(s) of {sum(b.numel() for b in batches):,}, so {named}. The data is at fault, not the "
+                    f"learning rate. Fix: find where the images get them (a division by a zero standard deviation "
+                    f"when normalising, a damaged file), e.g. with torch.isfinite(images).all() on the data set, "
+                    f"clean or drop those images, then resume from a checkpoint saved before this step.")
         return (f"training diverged at step {step}: {named}. Likely cause: a learning rate too high, fp16 overflow, "
                 f"or log(0) in a hand-written loss. Fix: lower the learning rates (2e-4 for Adam), use gan_lib's "
-                f"losses (they work on logits), or train in bf16/fp32, then resume from the last checkpoint.")
+                f"losses (they work on logits), or train in bf16/fp32, then resume from a checkpoint saved before "
+                f"this step (or start again).")
 
     def _say(self, kind: str, step: int, text: str, history: dict) -> None:
         if kind not in self.said:

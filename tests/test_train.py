@@ -161,3 +161,60 @@ def test_evaluate_every_keeps_the_best_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 6
     with pytest.raises(ValueError, match="evaluate"):
         train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=1, evaluate_every=2)
+
+
+def _interrupting(batches, at_batch):
+    """``batches``, with Ctrl-C pressed when batch number ``at_batch`` is asked for."""
+    for i, batch in enumerate(batches, start=1):
+        if i == at_batch:
+            raise KeyboardInterrupt
+        yield batch
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_current_step_and_says_how_to_go_on(tmp_path, capsys):
+    from gan_lib.checkpoints import CheckpointManager, load_checkpoint, restore_training_state
+
+    def stop_at_3(step, history):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    for where, kwargs, at_batch, step in [("hook", dict(on_step=stop_at_3), None, 3), ("batches", {}, 5, 4)]:
+        G, D, opt_g, opt_d, loader = _toy_setup()
+        batches = _interrupting(infinite(loader), at_batch)
+        with pytest.raises(KeyboardInterrupt) as info:              # still stops a notebook's "run all"
+            train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), _noise, steps=10, progress=False,
+                  checkpoints=CheckpointManager(tmp_path / where, every=100), **kwargs)
+        path = tmp_path / where / "last.pt"
+        state = load_checkpoint(path)
+        assert state["step"] == step and len(state["history"]["loss_d"]) == step
+        G2, D2, opt_g2, opt_d2, _ = _toy_setup(seed=1)
+        restore_training_state(state, G2, D2, opt_g2, opt_d2)
+        assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values()))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [f"training stopped by Ctrl-C at step {step}: saved {path}; to go on, run the same cell again "
+                         f"(with RESUME = True) or the same command with --resume."], lines
+        assert (info.value.step, info.value.path, info.value.history["step"]) == (step, path, step)
+
+    from gan_lib.train import TrainingInterrupted
+
+    G, D, opt_g, opt_d, loader = _toy_setup()                       # no checkpoint manager: nothing to save
+    with pytest.raises(TrainingInterrupted):
+        train(G, D, opt_g, opt_d, _interrupting(infinite(loader), 3), NonSaturatingLoss(), _noise, steps=10,
+              progress=False)
+    assert capsys.readouterr().err.strip() == ("training stopped by Ctrl-C at step 2: nothing was saved (no "
+                                               "checkpoints= given), but G, D and the history hold that step.")
+
+
+def test_keep_best_by_a_key_the_evaluation_lacks_is_refused_at_the_first_evaluation(tmp_path):
+    from gan_lib.checkpoints import CheckpointManager
+
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    calls = []
+    evaluate = lambda step: calls.append(step) or {"fid": 40.0, "kid_mean": 0.03}
+    with pytest.raises(ValueError) as info:
+        train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=6, progress=False,
+              checkpoints=CheckpointManager(tmp_path, every=100, keep_best_by="kid"), evaluate=evaluate,
+              evaluate_every=2)
+    assert str(info.value) == ("keep_best_by='kid' is not among the evaluation's results (fid, kid_mean): pick one "
+                               "of them, e.g. keep_best_by='kid_mean'.")
+    assert calls == [2] and not (tmp_path / "best.pt").exists()

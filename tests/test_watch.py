@@ -105,3 +105,67 @@ def test_a_collapsed_generator_is_said_once():
             G[2].weight.zero_()
         train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 12,
               progress=False, watch=False)
+
+
+def _diverge(folder, every=2):
+    """Train 10 steps whose D loss turns NaN at step 5, checkpointed in ``folder``; return what is raised."""
+    with pytest.raises(TrainingDiverged) as info:
+        train(*_gan(), _batches(), NaNFrom(bad=5), lambda n: torch.randn(n, 4), 10, progress=False,
+              checkpoints=CheckpointManager(folder, every=every))
+    return str(info.value)
+
+
+def test_the_last_checkpoint_is_called_good_only_when_it_is(tmp_path):
+    said = _diverge(tmp_path / "none", every=100)                         # no checkpoint saved before step 5
+    assert "still good" not in said and said.endswith(f"There is no checkpoint to go back to: none was saved in "
+                                                      f"{tmp_path / 'none'} before step 5.")
+    CheckpointManager(tmp_path / "other").save({"step": 50, "G": {}, "D": {}})   # another run's, in the folder
+    said = _diverge(tmp_path / "other", every=100)
+    assert "still good" not in said and "the one in" in said and "is of step 50, not from before step 5" in said
+    said = _diverge(tmp_path / "good")
+    assert said.endswith(f"Nothing NaN was saved: the last checkpoint in {tmp_path / 'good'} (step 4) is still good.")
+
+
+def test_a_checkpoint_that_already_holds_nan_weights_is_not_called_good_nor_rolled_back_to(tmp_path):
+    def poison(D, step):                  # as if the update of step 4 left NaN in D (its losses were finite)
+        if step == 4:
+            with torch.no_grad():
+                D[0].weight.fill_(float("nan"))
+
+    for on_nan in ("stop", "rollback"):
+        G, D, opt_g, opt_d = _gan()
+        folder = tmp_path / on_nan
+        with pytest.raises(TrainingDiverged) as info:
+            train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 10,
+                  progress=False, checkpoints=CheckpointManager(folder, every=2), watch=Watch(on_nan=on_nan),
+                  on_step=lambda step, history: poison(D, step))
+        said = str(info.value)
+        assert said.startswith("training diverged at step 5:") and "still good" not in said, said
+        assert said.endswith(f"the one in {folder} (step 4) already holds NaN/inf weights (D.0.weight), so start "
+                             f"again after the fix."), said
+        assert load_checkpoint(folder / "last.pt")["step"] == 4
+
+
+def _nan_data(at_batch):
+    for i in range(1, 1000):
+        batch = torch.randn(32, 2) * 0.5 + torch.tensor([2.0, -1.0])
+        if i == at_batch:
+            batch[3, 1] = float("nan")
+        yield batch
+
+
+def test_nan_in_the_data_is_blamed_on_the_data_not_the_learning_rate(tmp_path):
+    G, D, opt_g, opt_d = _gan()
+    with pytest.raises(TrainingDiverged) as info:
+        train(G, D, opt_g, opt_d, _nan_data(at_batch=3), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 10,
+              progress=False)
+    said = str(info.value)
+    assert said.startswith("training diverged at step 3: the real batch itself holds 1 NaN and 0 inf value(s) "
+                           "of 64, so loss_d = nan"), said
+    assert "The data is at fault, not the learning rate." in said and "lower the learning rates" not in said
+    G, D, opt_g, opt_d = _gan()                                  # d_steps=2: the first of the step's batches
+    with pytest.raises(TrainingDiverged, match="diverged at step 2: the real batch itself holds 1 NaN"):
+        train(G, D, opt_g, opt_d, _nan_data(at_batch=3), NonSaturatingLoss(), lambda n: torch.randn(n, 4), 10,
+              d_steps=2, progress=False)
+    finite = Watch.non_finite(4, {"loss_d": math.nan}, torch.zeros(2, 2))  # finite data: the usual causes
+    assert "lower the learning rates" in finite and "real batch" not in finite

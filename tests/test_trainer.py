@@ -1,13 +1,21 @@
 """The trainer command (python -m gan_lib.trainer) in one process, and the recipes it trains."""
+import os
+import socket
+import subprocess
+import sys
+
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
+from torchvision.utils import save_image
+
 from conftest import SHARED_DATA
 from gan_lib import recipes, trainer
-from gan_lib.checkpoints import load_checkpoint
+from gan_lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from gan_lib.synthetic_faces import cartoon_faces
+from gan_lib.train import sample
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +30,11 @@ def faces(tmp_path_factory):
     return folder
 
 
+def _files(folder):
+    """{path: bytes} of every file under ``folder``, to show that a refused command changed nothing."""
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def _command(faces, out, steps, *more):
     return trainer.main(["--data", str(faces), "--limit", "32", "--out", str(out), "--steps", str(steps), "--batch",
                          "8", "--width", "4", "--device", "cpu", "--sample-every", "2", "--no-progress", *more])
@@ -34,8 +47,8 @@ def test_the_command_trains_writes_and_resumes_where_it_stopped(faces, tmp_path,
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png"]
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 2
 
-    assert _command(faces, out, 3, "--recipe", "dcgan64") == 1        # a second run may not overwrite the first
-    assert "already holds a run: add --resume" in capsys.readouterr().err
+    assert _command(faces, out, 3, "--recipe", "dcgan64") == 2        # a second run may not overwrite the first
+    assert "already holds a run (checkpoints/last.pt): add --resume" in capsys.readouterr().err
 
     assert _command(faces, out, 3, "--recipe", "dcgan64", "--resume") == 0
     assert "from step 2 to 3" in capsys.readouterr().out
@@ -75,3 +88,126 @@ def test_the_recipes_are_the_lessons(capsys):
 def test_load_run_names_a_wrong_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="pass the --out folder"):
         trainer.load_run(tmp_path)
+
+
+@pytest.mark.parametrize("option, value, least", [
+    ("--steps", "0", 1), ("--steps", "-3", 1), ("--batch", "0", 1), ("--checkpoint-every", "0", 1),
+    ("--checkpoint-every", "-1", 1), ("--limit", "0", 1), ("--limit", "-1", 1), ("--width", "0", 1),
+    ("--seed", "-1", 0), ("--sample-every", "-1", 0)])
+def test_a_bad_number_is_refused_before_anything_is_written(faces, tmp_path, capsys, option, value, least):
+    out = tmp_path / "run"
+    assert _command(faces, out, 2, "--recipe", "dcgan64", option, value) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option} must be >= {least} (got {value}): it is ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_resuming_a_run_already_past_steps_says_so_and_changes_nothing(faces, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _command(faces, out, 2, "--recipe", "dcgan64") == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert _command(faces, out, 1, "--recipe", "dcgan64", "--resume") == 0
+    assert capsys.readouterr().out == (f"the run in {out} is already at step 2 >= --steps 1: nothing was trained "
+                                       f"(pass a larger --steps to continue it).\n")
+    assert _files(out) == before
+
+
+@pytest.mark.parametrize("name", ["previous.pt", "best.pt"])
+def test_a_fresh_run_does_not_overwrite_an_older_checkpoint(faces, tmp_path, capsys, name):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / name).write_bytes(b"an earlier run")
+    assert _command(faces, out, 1, "--recipe", "dcgan64") == 2
+    assert capsys.readouterr().err == (f"error: {out} already holds a run (checkpoints/{name}): add --resume to "
+                                       f"continue it, or pick another --out.\n")
+    assert [p.name for p in out.rglob("*") if p.is_file()] == [name]
+    assert (out / "checkpoints" / name).read_bytes() == b"an earlier run"
+
+
+def test_out_that_is_a_file_is_refused_in_one_sentence(faces, tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("mine")
+    assert _command(faces, out, 1, "--recipe", "dcgan64") == 2
+    assert capsys.readouterr().err == f"error: --out {out} is a file, not a folder: pass the folder the run " \
+                                      f"should go into.\n"
+    assert out.read_text() == "mine"
+
+
+def test_a_second_trainer_on_the_same_out_is_refused(faces, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    lock, held = out / trainer.LOCK, f"{os.getpid()} {socket.gethostname()}\n"   # this test's live process
+    lock.write_text(held)
+    assert _command(faces, out, 1, "--recipe", "dcgan64") == 2
+    assert capsys.readouterr().err == (f"error: {out} is in use by another trainer (process {os.getpid()} on "
+                                       f"{socket.gethostname()}, see {lock}): wait for it to finish or pass another "
+                                       f"--out (delete the lock only if no trainer runs there).\n")
+    assert sorted(p.name for p in out.iterdir()) == [trainer.LOCK] and lock.read_text() == held
+
+
+def test_a_stale_lock_is_taken_over_and_the_run_holds_its_own(faces, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    out.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)                                              # a process that has exited (and been reaped)
+    (out / trainer.LOCK).write_text(f"{dead} {socket.gethostname()}\n")
+    seen, real_train = [], trainer.train
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: seen.append((out / trainer.LOCK).read_text()) or
+                        real_train(*a, **k))
+    assert _command(faces, out, 1, "--recipe", "dcgan64") == 0
+    assert f"note: took over {out / trainer.LOCK}, left by process {dead}, which no longer runs." in \
+        capsys.readouterr().err
+    assert seen == [f"{os.getpid()} {socket.gethostname()}\n"]           # held while training
+    assert not (out / trainer.LOCK).exists()                             # and given back at the end
+
+
+def _break(path, key, name):
+    """Put a NaN into the weight ``name`` of ``state[key]`` (or of the EMA extra) of the checkpoint at ``path``."""
+    state = load_checkpoint(path)
+    weights = state[key] if key == "G" else state["extras"][key]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_checkpoint(path, state)
+
+
+def test_load_run_refuses_a_nan_generator(faces, tmp_path):
+    assert _command(faces, tmp_path, 1, "--recipe", "dcgan64") == 0
+    last = tmp_path / "checkpoints" / "last.pt"
+    _break(last, "G", next(iter(load_checkpoint(last)["G"])))
+    with pytest.raises(CheckpointError) as caught:
+        trainer.load_run(tmp_path)
+    assert str(caught.value) == (f"{last} holds NaN or infinite weights in G (the run diverged before this save): "
+                                 f"load an earlier checkpoint, load_run(out, checkpoint='previous.pt') or "
+                                 f"checkpoint='best.pt'.")
+
+
+def test_the_modern_recipe_resumes_its_ema_and_draws_the_grid_from_it(faces, tmp_path, recwarn):
+    out = tmp_path / "run"
+    assert _command(faces, out, 1, "--recipe", "modern", "--batch", "2", "--limit", "4") == 0
+    assert _command(faces, out, 2, "--recipe", "modern", "--batch", "2", "--limit", "4", "--resume") == 0
+    assert not [str(w.message) for w in recwarn if "ema" in str(w.message)]
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert int(state["extras"]["ema"]["n_averaged"]) == 2                # 1 + 1 updates, not a fresh average
+
+    recipe = recipes.build("modern", width=4)
+    ema = recipe.train_options["ema"]
+    ema.load_state_dict(state["extras"]["ema"])
+    save_image(sample(ema.module, state["fixed_noise"]), tmp_path / "ema.png", nrow=8, normalize=True,
+               value_range=(-1, 1))
+    assert (tmp_path / "ema.png").read_bytes() == (out / "grid.png").read_bytes()
+
+    _break(out / "checkpoints" / "last.pt", "ema", "module." + next(iter(state["G"])))
+    with pytest.raises(CheckpointError, match=r"last\.pt holds NaN or infinite weights in the EMA of G "):
+        trainer.load_run(out)
+
+
+@pytest.mark.parametrize("option, value, change", [("--batch", "4", "batch 8 -> 4"), ("--seed", "1", "seed 0 -> 1")])
+def test_resume_refuses_other_settings(faces, tmp_path, capsys, option, value, change):
+    out = tmp_path / "run"
+    assert _command(faces, out, 1, "--recipe", "dcgan64") == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert _command(faces, out, 2, "--recipe", "dcgan64", "--resume", option, value) == 2
+    said = capsys.readouterr().err.splitlines()[-1]                     # after the progress bar of the decoding
+    assert said.startswith(f"error: {out / 'checkpoints' / 'last.pt'} was trained with other settings ({change}): ")
+    assert _files(out) == before     # run.json too

@@ -7,7 +7,7 @@
 Each recipe builds G, D, their optimisers and the loss the way its lesson does, with the lesson's full-mode batch
 size and number of steps:
 
-    dcgan64   lesson 03: DCGAN at 64 px, batch norm in G and D, Adam 2e-4 (0.5, 0.999), BCE, batch 128, 12,000 steps
+    dcgan64   lesson 03: DCGAN at 64 px, batch norm in G and D, Adam 2e-4 (0.5, 0.999), BCE, batch 128, 6,000 steps
     wgan-gp   lesson 04: DCGAN G, layer-norm critic, Adam 1e-4 (0, 0.9), WGAN-GP (weight 10), 5 critic steps per
               G step, batch 64, 6,000 steps
     modern    lesson 05's last row: StyleGAN2-style G (width // 2) and residual D, Adam 2e-3 (0, 0.99), BCE with lazy
@@ -53,7 +53,7 @@ def _noise(latent_dim: int):
 def _dcgan64(device, width: int) -> Recipe:
     G, D = (m.to(device) for m in dcgan(64, g_width=width, d_width=width))
     return Recipe("dcgan64", G, D, adam(G.parameters(), device), adam(D.parameters(), device), NonSaturatingLoss(),
-                  _noise(100), batch=128, steps=12000)
+                  _noise(100), batch=128, steps=6000)
 
 
 def _wgan_gp(device, width: int) -> Recipe:

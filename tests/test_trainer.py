@@ -75,7 +75,7 @@ def test_the_recipes_are_the_lessons(capsys):
     assert any(isinstance(m, nn.BatchNorm2d) for m in dcgan.D.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in wgan.D.modules())     # a per-sample penalty: no batch norm
     assert (dcgan.batch, dcgan.steps, dcgan.opt_d.defaults["lr"], dcgan.opt_d.defaults["betas"]) == \
-        (128, 12000, 2e-4, (0.5, 0.999))
+        (128, 6000, 2e-4, (0.5, 0.999))
     assert (wgan.batch, wgan.steps, wgan.train_options, wgan.opt_d.defaults["betas"]) == \
         (64, 6000, {"d_steps": 5}, (0.0, 0.9))
     with pytest.raises(ValueError, match="unknown recipe 'dcgan'"):

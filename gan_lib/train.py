@@ -230,7 +230,7 @@ def _interrupted(history: dict, start: int, checkpoints, save: Callable[[], list
     """After Ctrl-C: save a checkpoint at the last finished step (when one finished in this call), print one line
     saying where and how to go on, and return the exception to raise."""
     done, path = history.get("step", start), None
-    if checkpoints is not None and not is_main():
+    if not is_main():
         return TrainingInterrupted(done, history, None)     # rank 0 saves and says it
     if checkpoints is None:
         said = "nothing was saved (no checkpoints= given), but G, D and the history hold that step"

@@ -2,8 +2,9 @@
 
 ``train`` runs a ``Watch`` by default. Each problem is said once, in plain words, with its likely cause and
 fix, as a warning and in ``history["warnings"]`` as ``[step, text]``. A NaN or infinite loss stops training
-(``TrainingDiverged``) before anything NaN is saved, or, with ``Watch(on_nan="rollback")`` and a
-``CheckpointManager``, puts the last good checkpoint back and returns normally.
+(``TrainingDiverged``; blamed on the data when the step's real batch itself holds NaN/inf) before anything NaN is
+saved, or, with ``Watch(on_nan="rollback")`` and a ``CheckpointManager``, puts the last good checkpoint back
+and returns normally.
 """
 from __future__ import annotations
 

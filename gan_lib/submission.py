@@ -92,7 +92,7 @@ class _Budget:
                            f"image (a 64x64 JPEG is a few KB): remove it and pack only 1.jpg … {self.n}.jpg.")
         if self.total > self.max_total:
             raise _Refused(f"the {self.where}'s files add up to more than {self.max_total / 1e6:g} MB (1,000 faces "
-                           f"are about 2 MB): pack only 1.jpg … {self.n}.jpg.")
+                           f"make about 2.2 MB): pack only 1.jpg … {self.n}.jpg.")
 
 
 class _CappedReads:

@@ -189,7 +189,7 @@ def test_a_member_above_the_size_limit_is_refused_from_its_header(tmp_path):
 def test_all_members_together_above_the_total_limit_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr("gan_lib.submission.MAX_TOTAL_BYTES", 2 * len(jpeg()))
     assert validate_submission(make_tgz(tmp_path / "ok.tgz", good()), n=N, raise_on_error=False) == [
-        f"the archive's files add up to more than {2 * len(jpeg()) / 1e6:g} MB (1,000 faces are about 2 MB): pack "
+        f"the archive's files add up to more than {2 * len(jpeg()) / 1e6:g} MB (1,000 faces make about 2.2 MB): pack "
         f"only 1.jpg … 5.jpg."]
 
 

@@ -151,7 +151,7 @@ def test_command_line_errors_are_one_sentence_and_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     out = ["--out", tmp_path / "out", "--features", "pixels"]
     cases = {  # submissions, reference: the start of the sentence
-        (tmp_path / "absent", real): f"error: the submissions folder {tmp_path / 'absent'} does not exist: check the path",
+        (tmp_path / "absent", real): f"error: the submissions folder {tmp_path / 'absent'} does not exist: check",
         (real / "face.jpg", real): f"error: the submissions folder {real / 'face.jpg'} is a file, not a folder: pass",
         (tmp_path / "empty", real): f"error: no .tgz archive in {tmp_path / 'empty'}: pass the folder that holds",
         (subs, tmp_path / "absent"): f"error: the reference folder {tmp_path / 'absent'} does not exist",

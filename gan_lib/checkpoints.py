@@ -267,6 +267,7 @@ class CheckpointManager:
     run was trained with other settings, naming each change."""
 
     NAMES = ("last.pt", "previous.pt", "best.pt")
+    RESTART = "set RESUME = False to train from scratch in this one"    # the way out a refusal names (a notebook's)
 
     def __init__(self, folder: str | Path, every: int = 1000, keep_best_by: str | None = None, mode: str = "min",
                  settings: dict | None = None):
@@ -363,8 +364,8 @@ class CheckpointManager:
         changes = self._changes(state)
         if changes:
             raise CheckpointError(f"{path} was trained with other settings ({'; '.join(changes)}): use a new "
-                                  f"checkpoint folder for the new settings, or set RESUME = False to train from "
-                                  f"scratch in this one (nothing has been deleted).")
+                                  f"checkpoint folder for the new settings, or {self.RESTART} (nothing has been "
+                                  f"deleted).")
         if changes is None and self.settings is not None:
             warnings.warn(f"{path} was saved without settings, so resume() cannot tell whether they changed: it "
                           f"is loaded as it is.", stacklevel=3)

@@ -186,6 +186,7 @@ def _run(args: argparse.Namespace, device: torch.device) -> dict:
     extras = {"data": batches, **({"ema": ema} if ema is not None else {})}
     defining = {"recipe": recipe.name, "width": args.width, "batch": batch, "seed": args.seed, "data": source}
     manager = CheckpointManager(folder, every=args.checkpoint_every or len(batches), settings=defining)
+    manager.RESTART = "drop --resume and pass another --out to train from scratch"
     with distributed.main_first():  # rank 0 first: resume() tidies the folder (temporary files of a crash)
         history, state = None, manager.resume(map_location=device) if args.resume else None
     if state is not None and state["step"] >= steps:
@@ -265,6 +266,8 @@ def main(argv=None) -> int:
         return stop.code
     try:
         run(args)
+    except KeyboardInterrupt:                  # Ctrl-C: train() has said where it saved and how to go on
+        return 130
     except Exception as err:  # noqa: BLE001 - one sentence instead of a traceback per rank
         if args.traceback:
             raise

@@ -210,4 +210,27 @@ def test_resume_refuses_other_settings(faces, tmp_path, capsys, option, value, c
     assert _command(faces, out, 2, "--recipe", "dcgan64", "--resume", option, value) == 2
     said = capsys.readouterr().err.splitlines()[-1]                     # after the progress bar of the decoding
     assert said.startswith(f"error: {out / 'checkpoints' / 'last.pt'} was trained with other settings ({change}): ")
+    assert "drop --resume and pass another --out" in said and "RESUME" not in said     # the command's way out
     assert _files(out) == before     # run.json too
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_exits_130(faces, tmp_path, capsys, monkeypatch):
+    """A KeyboardInterrupt after step 2 of 4: the step-2 checkpoint is saved, one line says to rerun with --resume,
+    the command returns 130 (the shell's code for Ctrl-C) without a traceback, and --resume goes on from step 2."""
+    real_train = trainer.train
+
+    def interrupted_at_step_2(*args, **kwargs):
+        def on_step(step, history):
+            if step == 2:
+                raise KeyboardInterrupt
+        return real_train(*args, **{**kwargs, "on_step": on_step})
+
+    monkeypatch.setattr(trainer, "train", interrupted_at_step_2)
+    out = tmp_path / "run"
+    assert _command(faces, out, 4, "--recipe", "dcgan64") == 130
+    said = capsys.readouterr()
+    assert "Traceback" not in said.err + said.out and "--resume" in said.err + said.out
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 2
+    monkeypatch.setattr(trainer, "train", real_train)
+    assert _command(faces, out, 4, "--recipe", "dcgan64", "--resume") == 0
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4

@@ -156,7 +156,7 @@ class FaceFolder(FaceTensor):
         kept: list[Path] = []
         with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while it decodes and resizes
             decoded = pool.map(lambda p: self._attempt(_decode, p), files)
-            for path, pixels in zip(files, tqdm(decoded, total=len(files), desc="decoding images", unit="img")):
+            for path, pixels in tqdm(zip(files, decoded), total=len(files), desc="decoding images", unit="img"):
                 if pixels is not None:
                     images[len(kept)] = torch.from_numpy(pixels).permute(2, 0, 1)  # (S, S, 3) -> (3, S, S)
                     kept.append(path)

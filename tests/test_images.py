@@ -278,3 +278,10 @@ def test_cartoon_faces_are_deterministic_and_varied():
     assert (a.float() - cartoon_faces(40, 64, seed=4).float()).abs().mean() > 20
     assert a.float().mean(dim=(2, 3)).std(dim=0).min() > 15  # colours vary from face to face
     assert (a.float().std(dim=(1, 2, 3)) > 30).all()         # each face has contrast (not a flat square)
+
+
+def test_the_decoding_bar_reaches_its_total(tmp_path, capsys):
+    """The bar counts the last image too (zip() used to stop before tqdm saw its end: 4/5, drawn as failed)."""
+    _faces(tmp_path, n=5)
+    FaceFolder(tmp_path, size=8, cache=True)
+    assert "5/5" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     check_generator_loss(generator_loss)             # lesson 02
     check_generator_shapes(lambda: make_generator(), 100, (3, 96, 96))      # lesson 03 (or a built G)
     check_gradient_penalty(my_gradient_penalty)      # lesson 04
+    check_r1(my_r1)                                  # lesson 05
 
 Each check compares your function with gan_lib's own implementation on small fixed inputs. A failure raises
 AssertionError with one sentence: what came out, what was expected, and a hint; common slips (BCE on logits,
@@ -19,7 +20,7 @@ import functools
 import torch
 from torch import nn
 
-from gan_lib.losses import NonSaturatingLoss, gradient_penalty
+from gan_lib.losses import NonSaturatingLoss, gradient_penalty, input_gradient
 from gan_lib.models import gaussian_noise
 
 # Fixed logits of D on 4 real and 4 fake samples, (4, 1) each: confident, unsure and wrong answers.
@@ -38,7 +39,10 @@ SLIPS = [("between 0 and 1", "{what} passed logits to F.binary_cross_entropy, wh
                                  "number per sample with the image's number of dimensions, torch.rand(B, 1, 1, 1), "
                                  "not torch.rand(B, 1)"),
          ("expected input", "{what} got input of a shape it does not take ({error}): check the shape each layer "
-                            "expects")]
+                            "expects"),
+         ("does not require grad", "{what} differentiates with respect to an input that does not require a gradient "
+                                   "({error}): make it a leaf that does, x = real.detach().requires_grad_(True), and "
+                                   "differentiate D(x) with respect to x")]
 
 
 def exercise_check(check):
@@ -205,3 +209,31 @@ def check_gradient_penalty(fn) -> None:
                                  "eps per sample, torch.rand(B, 1, 1, 1), before any other random call, and take the "
                                  "gradient at x_hat = eps * real + (1 - eps) * fake.")
     print("✓ the gradient penalty matches (norm - 1)^2 on linear critics and gan_lib's on a nonlinear one")
+
+
+@exercise_check
+def check_r1(fn) -> None:
+    """``fn(D, real)`` -> mean_i ||grad_x D(x_i)||_2^2, R1 before its weight γ/2, differentiable in D's weights only.
+
+    On a linear D, whose input gradient is its weight vector, with real images that carry no gradient (a batch
+    of data); then on a small convolutional D against ``gan_lib.losses.input_gradient``, with images computed
+    from a tensor that requires a gradient (as G's output is, for R2): the penalty must not reach that tensor."""
+    with torch.random.fork_rng(devices=[]):                    # leaves the notebook's random stream alone
+        torch.manual_seed(0)
+        linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+        conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 6 * 6, 1))
+        x = torch.randn(5, 3, 8, 8)                             # (5, 3, 8, 8)
+        upstream = x.clone().requires_grad_(True)               # stands for G's weights
+        cases = [("a linear D", linear, x.clone(), linear[1].weight.detach().square().sum()),
+                 ("a convolutional D", conv, upstream * 1.0, input_gradient(conv, x).flatten(1).square().sum(1).mean())]
+        for name, D, real, want in cases:
+            value = _call(fn, "The R1 penalty", D, real)
+            got = _scalar(value, "The R1 penalty",
+                          grad_hint="pass create_graph=True to torch.autograd.grad so that the penalty trains D")
+            _assert_close(got, want.detach(), f"On {name} the penalty is {{got:.5f}}, expected {{want:.5f}}: square "
+                                              f"the gradient, sum it over each image's pixels, then average over the "
+                                              f"batch.")
+        leak, = torch.autograd.grad(value, upstream, allow_unused=True)
+        assert leak is None, ("The R1 penalty reaches whatever made the images (G, for generated ones): differentiate a "
+                              "detached copy, x = real.detach().requires_grad_(True), so that it trains D only.")
+    print(f"✓ {getattr(fn, '__name__', 'the R1 penalty')} matches gan_lib's R1 on a linear and a convolutional D")

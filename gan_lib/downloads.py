@@ -80,6 +80,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
                     out.write(block)
                     bar.update(len(block))
     except urllib.error.HTTPError as err:
+        err.close()                                   # the error holds the response's socket
         part.unlink(missing_ok=True)
         raise ConnectionError(f"the server answered HTTP {err.code} ({err.reason}) for {url}: {fix}.") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:

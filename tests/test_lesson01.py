@@ -1,4 +1,6 @@
-"""Lesson 01 in full mode for one seed meets the per-seed target (benchmarks/ checks five seeds)."""
+"""Lesson 01 in full mode for one seed meets the per-seed quality target (benchmarks/lesson01_seeds.py checks
+five seeds and reports the time)."""
+import re
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +21,7 @@ def test_lesson01_full_mode_one_seed_meets_the_target():
     assert r["steps"] == 8000, "the full-mode run must not take smoke mode's step count"
     assert abs(r["mean"] - 4.0) <= 0.1, r
     assert abs(r["std"] - 1.25) <= 0.1, r
-    assert r["w1"] <= 0.2, r
-    assert r["seconds"] <= 60, r
+    assert r["w1"] <= 0.2, r          # no wall-clock assertion: benchmarks/lesson01_seeds.py reports the time
 
 
 def test_run_notebook_injects_parameters_and_reads_the_result(tmp_path):
@@ -61,3 +62,12 @@ def test_density_snapshots_scale_each_panel_to_its_own_histogram():
     fig = plot_density_snapshots({0: spike, 100: spread}, lambda x: np.exp(-(x - 4) ** 2 / 3.125) / 3.13, (-1, 9))
     spike_ax, spread_ax = fig.axes
     assert spike_ax.get_ylim()[1] > 5 and spread_ax.get_ylim()[1] < 1, "a shared y-axis flattens the later panel"
+
+
+def test_section7_quotes_no_number_of_one_run_and_names_the_benchmarks_command_and_torch():
+    cells = nbformat.read(LESSON, as_version=4).cells
+    table = next(i for i, c in enumerate(cells) if '"recipe, averaged G"' in c.source)    # prints this run's rows
+    text = cells[table + 1].source
+    this_run, _, benchmark = text.partition("`python benchmarks/lesson01_seeds.py`")
+    assert not re.findall(r"\d\.\d\d", this_run), "this run's numbers are the table's, not the text's"
+    assert re.search(r"PyTorch\s+\d+\.\d+\.\d+", benchmark), "a benchmark's numbers name the torch version"

@@ -144,3 +144,20 @@ def test_compile_falls_back_to_eager_when_the_first_step_fails(monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda m: (_ for _ in ()).throw(RuntimeError("no compiler")))
     with pytest.warns(UserWarning, match="not available here"):
         assert compile_models(G, D) == (G, D)
+
+
+def test_cpu_step_speed_counts_one_training_step_of_a_tiny_conv_pair():
+    """benchmarks/cpu_step_speed.py's FLOP count of one train() step equals the conv formula (2 x multiply-adds)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from cpu_step_speed import counted_flops
+    G = torch.nn.ConvTranspose2d(4, 3, 4, bias=False)                      # (B, 4, 1, 1) -> (B, 3, 4, 4)
+    D = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 4, bias=False), torch.nn.Flatten())   # -> (B, 1)
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), 2e-4, (0.5, 0.999)) for m in (G, D))
+    batch, g_pass, d_pass = 8, 2 * 4 * 3 * 4 * 4, 2 * 3 * 4 * 4             # per image, one forward each
+    flops = counted_flops(lambda: train(G, D, opt_g, opt_d, iter([torch.randn(batch, 3, 4, 4)]), NonSaturatingLoss(),
+                                        lambda n: torch.randn(n, 4, 1, 1), 1, progress=False, watch=False))
+    # G: forward + weight gradient; D: real and fake forwards + weight gradients, then G's pass through D (forward,
+    # input and weight gradients)
+    assert flops == batch * (2 * g_pass + 2 * 2 * d_pass + 3 * d_pass)

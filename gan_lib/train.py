@@ -160,15 +160,24 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
 
     bar = tqdm(range(start, start + steps), desc="training", unit="step", disable=not (progress and is_main()))
     started = first = time.perf_counter()     # started: for history["train_seconds"]; first: for img/s
-    images = 0
+    images, timed = 0, False                   # timed: the time since `started` is in history["train_seconds"]
+
+    def add_time() -> None:
+        """Add the time trained since ``started`` to the history (once: a save's own time is not training)."""
+        nonlocal timed
+        if not timed:
+            history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+            timed = True
 
     def save(**metrics) -> list[Path]:
-        """Add the time trained since the last save to the history and write a checkpoint."""
+        """Write a checkpoint whose history holds the time trained so far; the save itself is not counted, so a
+        run that ends with a save returns exactly the seconds that checkpoint holds."""
         nonlocal started
-        history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+        add_time()
+        paths = checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),
+                                 **metrics)
         started = time.perf_counter()
-        return checkpoints.save(training_state(G, D, opt_g, opt_d, history, fixed_noise=fixed_noise, extras=extras),
-                                **metrics)
+        return paths
 
     try:
         for step in bar:
@@ -182,7 +191,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                               f"eagerly.")
                 models = wrapped
                 reals, fake, kept, norms_d, skipped = one_step(*wrapped)
-            real = reals[-1]                                                  # (B, ...): the last D update's
+            real, timed = reals[-1], False                                    # (B, ...): the last D update's
             images += d_steps * real.shape[0]
             # one device-to-host copy per step (not one per number): the last D and G updates' figures
             numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
@@ -221,8 +230,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                                  "img/s": f"{rate:,.0f}"})
     except KeyboardInterrupt:
         bar.close()
+        add_time()
         raise _interrupted(history, start, checkpoints, save) from None
-    history["train_seconds"] = history.get("train_seconds", 0.0) + time.perf_counter() - started
+    if steps:
+        add_time()
     return history
 
 

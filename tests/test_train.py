@@ -218,3 +218,19 @@ def test_keep_best_by_a_key_the_evaluation_lacks_is_refused_at_the_first_evaluat
     assert str(info.value) == ("keep_best_by='kid' is not among the evaluation's results (fid, kid_mean): pick one "
                                "of them, e.g. keep_best_by='kid_mean'.")
     assert calls == [2] and not (tmp_path / "best.pt").exists()
+
+
+def test_the_seconds_returned_are_the_seconds_saved_and_a_0_step_call_adds_none(tmp_path):
+    """A run that ends with a save returns exactly the train_seconds its last.pt holds (the save's own time is not
+    added after it), and train(steps=0), as a session that finds a finished run calls it, adds nothing."""
+    from gan_lib.checkpoints import CheckpointManager, load_checkpoint
+
+    G, D, opt_g, opt_d, loader = _toy_setup()
+    manager = CheckpointManager(tmp_path / "ckpt", every=2)
+    history = train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=4,
+                    checkpoints=manager, progress=False)
+    saved = load_checkpoint(tmp_path / "ckpt" / "last.pt")["history"]["train_seconds"]
+    assert history["train_seconds"] == saved > 0
+    again = train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, steps=0, history=history,
+                  checkpoints=manager, progress=False)
+    assert again["train_seconds"] == saved

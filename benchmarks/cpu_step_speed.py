@@ -1,6 +1,6 @@
 """How close a CPU training step of lesson 03's DCGAN gets to the machine's arithmetic limit, and which settings help.
 
-    python benchmarks/cpu_step_speed.py            # 5 rounds of 20 steps per contender (about 15 min on 2 cores)
+    python benchmarks/cpu_step_speed.py            # 5 rounds of 20 steps per contender (about 6 min on 2 idle cores)
     python benchmarks/cpu_step_speed.py --quick    # 2 steps, 1 round, no torch.compile: a smoke check
 
 The recipe is ``gan_lib.recipes.build("dcgan64", "cpu", width=32)`` (BCE, Adam 2e-4 (0.5, 0.999)) at batch 64, fed

@@ -1,0 +1,94 @@
+"""The quality curve on a CPU: FID, KID, precision, recall, AFD and diversity against minutes of training.
+
+Lesson 03's recipe as ``gan_lib.recipes`` builds it (DCGAN at 64 px, width 32, BCE, Adam 2e-4 (0.5, 0.999)), at
+batch 64 with an EMA of G whose half-life is 10,000 images, trains through ``gan_lib.train.train`` on the shared
+real faces. When the training time (``history["train_seconds"]``, which leaves out scoring) passes each of
+``--minutes``, the averaged G is kept; after training, each kept G draws ``--n`` faces that ``gan_lib.evaluate``
+scores against the reference folder (its real-vs-real row at the same N printed beside). One row per seed and mark:
+one seed is a demonstration, so give several (``--seeds 0 1 2``).
+
+    python benchmarks/quality_curve.py                                   # 5, 10, 20, 30 min; N = 1,000; seed 0
+    python benchmarks/quality_curve.py --seeds 0 1 2 > benchmarks/quality_curve.txt
+    python benchmarks/quality_curve.py --minutes 0.2 0.4 --n 64 --reference-limit 256 --pixels   # a quick check
+
+The reference features of the 10,000 shared faces take about 26 min on an idle 2-core CPU the first time
+(6.3 images/s, README "How the kit measures") and are cached in ``~/.cache/gan_lib/reference`` after that.
+Run it on an idle machine: training time is what the marks count, and other jobs slow it.
+"""
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+from gan_lib.evaluate import evaluate, feature_network, reference
+from gan_lib.explore import sample_seeded
+from gan_lib.fast import ImageBatches
+from gan_lib.images import load_faces
+from gan_lib.recipes import build
+from gan_lib.runtime import seed_everything
+from gan_lib.train import make_ema, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
+COLUMNS = ("fid", "kid_mean", "precision", "recall", "afd", "diversity")
+
+
+def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
+    """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
+    seed_everything(seed)
+    recipe = build("dcgan64", "cpu", width=args.width)
+    ema = make_ema(recipe.G, 0.5 ** (args.batch / args.half_life))
+    batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed)
+    history, kept = None, []
+    for mark in sorted(args.minutes):
+        while history is None or history["train_seconds"] < 60 * mark:
+            history = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
+                            steps=args.chunk, history=history, ema=ema, progress=False)
+        kept.append((mark, history["step"], history["train_seconds"], copy.deepcopy(ema.module.state_dict())))
+        print(f"seed {seed}: {mark:g} min reached at step {history['step']} ({history['train_seconds']:.0f} s of "
+              f"training, {history['step'] * args.batch / history['train_seconds']:.0f} images/s)", flush=True)
+    return kept
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20, 30], help="training minutes to score at")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--n", type=int, default=1000, help="generated faces per score (HW6 hands in 1,000)")
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--half-life", type=float, default=10_000, help="the EMA's half-life in images")
+    parser.add_argument("--chunk", type=int, default=50, help="steps between looks at the clock")
+    parser.add_argument("--data", type=Path, default=FACES, help="the faces to train on and score against")
+    parser.add_argument("--reference-limit", type=int, default=None, help="score against the first N files only")
+    parser.add_argument("--pixels", action="store_true", help="pooled pixels instead of Inception (not FID: fast)")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        print(f"{args.data} is missing: this benchmark needs a folder of real faces (--data).")
+        return 2
+    faces, source = load_faces(args.data, allow_download=False)
+    net, features = feature_network("pixels" if args.pixels else "inception")
+    ref = reference(args.data, limit=args.reference_limit, net=net)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; trained on {source}; scored with "
+          f"{features} features, N = {args.n} generated vs the reference's {ref['n']:,} faces"
+          + ("; pixel features, so the fid/kid columns are pixel distances, not FID/KID" if features == "pixels"
+             else ""), flush=True)
+    rows = []
+    for seed in args.seeds:
+        G = build("dcgan64", "cpu", width=args.width).G
+        for mark, step, seconds, state in run_seed(seed, faces, args):
+            G.load_state_dict(state)
+            result = evaluate(sample_seeded(G, args.n, seed=1000 + seed), ref, net=net)
+            rows.append((seed, mark, step, seconds, result))
+    print(f"\n{'seed':>4s} {'min':>5s} {'step':>6s} {'train s':>7s} " + " ".join(f"{c:>9s} {'(real)':>7s}"
+                                                                          for c in COLUMNS))
+    for seed, mark, step, seconds, r in rows:
+        print(f"{seed:4d} {mark:5g} {step:6d} {seconds:7.0f} " + " ".join(
+            f"{r.get(c, float('nan')):9.3f} {r.get(c + '_real', float('nan')):7.3f}" for c in COLUMNS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@
 Prints wall-clock and process CPU seconds (on a shared machine the wall clock includes waiting for other
 processes; CPU seconds / threads is what an idle machine would take), images per second, the arithmetic the network
 does per image (counted by ``torch.utils.flop_counter``) and the rate the machine reached, then, with --evaluate,
-the evaluator's numbers for these faces against the rest of the reference (``gan_lib.evaluate``).
+the evaluator's numbers for these faces against the rest of the reference (``gan_lib.eval.evaluate``).
 
 The count sets a floor: N images need N x GFLOP/image of arithmetic, so no implementation of the same network at
 the same 299 px input can beat N x GFLOP/image / (the CPU's peak GFLOP/s). The benchmark measures that peak as
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from gan_lib.data import to_unit_range
-from gan_lib.evaluate import describe, evaluate, reference, report
-from gan_lib.image_metrics import InceptionFeatures, extract_features, inception
+from gan_lib.eval.evaluate import describe, evaluate, reference, report
+from gan_lib.eval.image_metrics import InceptionFeatures, extract_features, inception
 from gan_lib.images import FaceFolder
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64"

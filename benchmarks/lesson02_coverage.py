@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_mnist_mlp_gan.ipynb"
 

@@ -3,7 +3,7 @@
 The budget (issue 4 leaves it to us): width 32 instead of 64, batch 64, STEPS generator updates (default 400),
 on ../shared/data/anime-faces-64 (10,000 real faces). It runs the lesson notebook itself, so the numbers are
 what a student would see with these settings: the failure demos' table (--fail-steps each), the keep-best
-score every --eval-every steps, the step whose averaged G was kept, and gan_lib.evaluate's numbers for it
+score every --eval-every steps, the step whose averaged G was kept, and gan_lib.eval.evaluate's numbers for it
 (500 generated faces against 1,500 real ones, FID/KID on the offline TF FID Inception).
 With --checkpoints DIR it checkpoints there; run it twice to time the instructor's "finished run present" path
 (everything loaded, nothing trained). Full-mode numbers need a GPU (the notebook's defaults).
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gan_lib.evaluate import report
-from gan_lib.lessons import run_notebook
+from gan_lib.eval.evaluate import report
+from gan_lib.teach.lessons import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
@@ -56,7 +56,7 @@ def main() -> int:
     for e in r["evals"]:
         print(f"  step {e['step']:5d}  AFD {e['afd']:.3f}  diversity {e['diversity']:.3f}  score {e['score']:.3f}")
     print(f"kept: the averaged G of step {r['best_step']}")
-    print(f"the kept G, scored by gan_lib.evaluate (features: {r['features']}):")
+    print(f"the kept G, scored by gan_lib.eval.evaluate (features: {r['features']}):")
     print(report(r))
     print(f"submission valid: {r['submission_valid']}")
     return 0

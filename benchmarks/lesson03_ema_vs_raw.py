@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gan_lib.checkpoints import load_checkpoint
 from gan_lib.explore import sample_seeded
-from gan_lib.image_metrics import diversity, face_detection_rate, load_face_cascade
+from gan_lib.eval.image_metrics import diversity, face_detection_rate, load_face_cascade
 from gan_lib.models import dcgan
 from gan_lib.train import make_ema
 

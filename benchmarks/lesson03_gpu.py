@@ -1,6 +1,6 @@
 """Lesson 03's full-mode recipe on a GPU, on the fast path: DCGAN-64 (width 64), batch 128, Adam 2e-4 (0.5, 0.999),
 BCE, STEPS generator updates on a folder of real faces; every --eval-every steps the generator is scored by
-gan_lib.evaluate (FID, KID, precision/recall, AFD, diversity, memorisation; N = --n-eval against the first
+gan_lib.eval.evaluate (FID, KID, precision/recall, AFD, diversity, memorisation; N = --n-eval against the first
 --n-ref faces of the folder, the real-vs-real row first) and saved, so ``--evaluate FOLDER`` can score it again.
 
 This drives the same gan_lib calls as the notebook (a GPU machine without Jupyter can run it):
@@ -22,8 +22,8 @@ from gan_lib import seed_everything
 from gan_lib.checkpoints import load_checkpoint
 from gan_lib.explore import sample_seeded
 from gan_lib.fast import ImageBatches, adam, configure_device
-from gan_lib.evaluate import compare, evaluate, feature_network, reference
-from gan_lib.image_metrics import load_face_cascade
+from gan_lib.eval.evaluate import compare, evaluate, feature_network, reference
+from gan_lib.eval.image_metrics import load_face_cascade
 from gan_lib.images import FaceFolder
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.models import dcgan, gaussian_noise
@@ -89,7 +89,7 @@ def main() -> int:
 
 
 def scorer(faces_dir: str, n_ref: int, device: torch.device, cascade):
-    """``score(fake) -> dict``: gan_lib.evaluate against the first ``n_ref`` faces of the folder (cached on disk)."""
+    """``score(fake) -> dict``: gan_lib.eval.evaluate against the first ``n_ref`` faces of the folder (cached on disk)."""
     net, features = feature_network("inception", device=device)
     ref = reference(faces_dir, limit=n_ref, net=net, cascade=cascade)
     return lambda fake: {**evaluate(fake, ref, net=net), "features": features}

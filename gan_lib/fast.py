@@ -31,7 +31,7 @@ class ImageBatches:
     ``DataLoader(drop_last=True)``. When the images do not fit in the GPU's free memory (with room to spare for
     training) they stay in pinned CPU memory and each batch is copied over.
 
-    Several processes (DDP, see ``gan_lib.distributed``): pass ``rank`` and ``world_size``, and ``batch_size`` per
+    Several processes (DDP, see ``gan_lib.trainer.distributed``): pass ``rank`` and ``world_size``, and ``batch_size`` per
     rank. All ranks draw the same permutation; each step takes ``world_size * batch_size`` rows of it, and rank r
     gets the r-th slice, so the ranks' batches together are the batch one process with ``world_size * batch_size``
     would get. ``position`` counts rows taken by all ranks: a checkpoint moves between 1 and N processes.

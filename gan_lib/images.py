@@ -18,16 +18,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from gan_lib import downloads
+from gan_lib.io import downloads
 from gan_lib.data import to_unit_range
-from gan_lib.synthetic_faces import cartoon_faces
+from gan_lib.io.synthetic_faces import cartoon_faces
 
 LOOKED_FOR = "every file PIL can open, whatever its extension (.jpg, .png, .webp, .bmp, .gif, .tif, ...)"
 ARCHIVES = (".zip", ".tar", ".tgz", ".gz")
 # Folders that already hold faces on the machines the kit runs on, tried before any download: Kaggle's attached
 # data set, and the course server's (and CI's) shared copy beside the repository.
 KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"),
-                      Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64")
+                      downloads.SHARED_DATA / "anime-faces-64")
 
 
 def _pixels(err: Exception) -> str:
@@ -110,7 +110,7 @@ class FaceFolder(FaceTensor):
             archive = (self.root.name.lower().endswith(ARCHIVES) or zipfile.is_zipfile(self.root)
                        or tarfile.is_tarfile(self.root))
             raise NotADirectoryError(f"{self.root} is a file, not a folder: " + (
-                "it is an archive, so extract it first (e.g. gan_lib.downloads.safe_extract) and pass the folder "
+                "it is an archive, so extract it first (e.g. gan_lib.io.downloads.safe_extract) and pass the folder "
                 "it makes." if archive else "pass the folder that holds the face images."))
         if not self.root.is_dir():
             raise FileNotFoundError(f"the image folder {self.root} does not exist: check the path "
@@ -165,7 +165,7 @@ class FaceFolder(FaceTensor):
     def _nothing_found(self, n_files: int) -> str:
         subdirs = [p.name for p in self.root.iterdir() if p.is_dir()]
         archives = [p.name for p in self.root.iterdir() if p.name.lower().endswith(ARCHIVES)]
-        hint = (f"; it holds {archives[0]}: extract it first, e.g. gan_lib.downloads.safe_extract" if archives
+        hint = (f"; it holds {archives[0]}: extract it first, e.g. gan_lib.io.downloads.safe_extract" if archives
                 else f"; its only subfolder {subdirs[0]}/ was searched too" if len(subdirs) == 1 else "")
         kinds = Counter(re.split(r"[:(]", why)[0].strip() for _, why in self.skipped)
         reasons = (f": {', '.join(f'{n} {kind}' for kind, n in kinds.most_common())}; the first, "
@@ -282,4 +282,4 @@ def load_faces(path: str | Path | None = None, size: int = 64, cache: bool = Tru
                 reasons.append(f"{name} unavailable: {downloads.one_line(err)}")
     n = fallback_n if limit is None else min(fallback_n, limit)
     ds = FaceTensor(cartoon_faces(n, size, seed=0), f"{n:,} synthetic cartoon faces at {size}x{size}")
-    return ds, f"offline fallback: {ds.source} from gan_lib.synthetic_faces ({'; '.join(reasons)})"
+    return ds, f"offline fallback: {ds.source} from gan_lib.io.synthetic_faces ({'; '.join(reasons)})"

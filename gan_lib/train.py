@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from gan_lib.checkpoints import CheckpointError, load_checkpoint, restore_training_state, training_state
-from gan_lib.distributed import is_main, no_sync, unwrap
+from gan_lib.trainer.distributed import is_main, no_sync, unwrap
 from gan_lib.fast import choose_precision, compile_models
 from gan_lib.watch import TrainingDiverged, Watch
 
@@ -92,7 +92,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     ``train`` calls stop as the user asked, and a command line can exit with 130. A Ctrl-C in the middle of a step
     saves the weights as they are (that step partly done), so resuming from it is not bit-identical.
     A loss with an ``after_discriminator_step(D)`` method (weight clipping) has it called after each D update.
-    Several GPUs: pass G and D wrapped by ``gan_lib.distributed.wrap`` (DDP); the plain models inside are what is
+    Several GPUs: pass G and D wrapped by ``gan_lib.trainer.distributed.wrap`` (DDP); the plain models inside are what is
     saved, sampled and averaged, and only rank 0 writes checkpoints and sample files and shows the progress bar.
     """
     if steps < 0 or d_steps < 1 or g_steps < 1:

@@ -1,4 +1,4 @@
-"""gan_lib.checks.check_r1 (lesson 05's R1 exercise): a right answer passes, an unwritten one prints one line, and
+"""gan_lib.teach.checks.check_r1 (lesson 05's R1 exercise): a right answer passes, an unwritten one prints one line, and
 each broken answer gets one sentence (AssertionError) instead of PyTorch's RuntimeError or a TypeError."""
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import nbformat
 import pytest
 import torch
 
-from gan_lib.checks import check_r1
+from gan_lib.teach.checks import check_r1
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "05_modern_gan.ipynb"
 
@@ -87,4 +87,4 @@ def test_an_unwritten_answer_prints_one_line(capsys):
 
 def test_lesson05_uses_the_librarys_check():
     code = "\n".join(c.source for c in nbformat.read(LESSON, as_version=4).cells if c.cell_type == "code")
-    assert "from gan_lib.checks import check_r1" in code and "def check_r1" not in code
+    assert "from gan_lib.teach.checks import check_r1" in code and "def check_r1" not in code

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from torch import nn
 
-from gan_lib import checks
-from gan_lib.lessons import (NOT_DONE_MESSAGE, _execute, exercise_places, main, make_student_version,
+from gan_lib.teach import checks
+from gan_lib.teach.lessons import (NOT_DONE_MESSAGE, _execute, exercise_places, main, make_student_version,
                              solution_regions)
 from gan_lib.models import dcgan
 
@@ -60,7 +60,7 @@ def test_run_all_on_a_student_version_goes_past_every_stub(student_dir, lesson):
     nb = nbformat.read(student_dir / lesson.name, as_version=4)
     stubs = [c.id for c in nb.cells if STUB in c.source]
     places = dict(zip((c.id for c in nb.cells), exercise_places(nb.cells)))
-    nb.cells = nb.cells[:max(i for i, c in enumerate(nb.cells) if STUB in c.source or "gan_lib.checks" in c.source) + 1]
+    nb.cells = nb.cells[:max(i for i, c in enumerate(nb.cells) if STUB in c.source or "gan_lib.teach.checks" in c.source) + 1]
     _execute(nb, lesson, smoke=True, allow_errors=True)              # in notebooks/, like the solution run
     errors = [f"cell {c.id}: {o.ename}: {o.evalue}" for c in nb.cells for o in c.get("outputs", [])
               if o.output_type == "error"]
@@ -98,7 +98,7 @@ def test_no_later_cell_needs_what_a_stub_leaves_undone(lesson):
         undone = _names(textwrap.dedent(inside), stored=True) if not lines[solution_regions(cell)[0][0]].startswith(
             " ") else {n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)}
         for later in cells[i + 1:]:
-            if later.cell_type == "code" and "gan_lib.checks" not in later.source and "check_" not in later.source:
+            if later.cell_type == "code" and "gan_lib.teach.checks" not in later.source and "check_" not in later.source:
                 used = undone & _names(later.source, stored=False) - _names(later.source, stored=True)
                 assert not used, (f"{lesson.name}: cell {later.id} uses {sorted(used)} from exercise cell {cell.id}: "
                                   f"in a student version it is undefined, so 'Run all' stops there.")
@@ -276,7 +276,7 @@ def test_demo_writes_html_and_fails_at_the_end(tmp_path):
     failing = _write(tmp_path / "01_fails.ipynb", new_code_cell("print('before the failure')"),
                      new_code_cell("raise ValueError('synthetic failure')"), new_code_cell("print('never')"))
     ok = _write(tmp_path / "02_ok.ipynb", new_code_cell("from gan_lib import smoke_mode\nprint('smoke', smoke_mode())"))
-    run = subprocess.run([sys.executable, "-m", "gan_lib.lessons", "demo", "--out", str(tmp_path / "demo"),
+    run = subprocess.run([sys.executable, "-m", "gan_lib.teach.lessons", "demo", "--out", str(tmp_path / "demo"),
                           str(failing), str(ok)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "01_fails.ipynb" in run.stdout and "FAILED" in run.stdout and "1 of 2 lessons failed" in run.stdout

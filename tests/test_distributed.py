@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_lib import distributed, trainer
+from gan_lib.trainer import command as trainer, distributed
 from gan_lib.checkpoints import CheckpointManager, load_checkpoint, restore_training_state
 from gan_lib.fast import ImageBatches
 from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
-from gan_lib.synthetic_faces import cartoon_faces
+from gan_lib.io.synthetic_faces import cartoon_faces
 from gan_lib.train import train
 
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from conftest import SHARED_DATA
-from gan_lib import downloads
+from gan_lib.io import downloads
 
 PAYLOAD = b"anime faces " * 1000
 

@@ -11,10 +11,10 @@ from PIL import Image, ImageFilter
 
 from conftest import SHARED_DATA
 from gan_lib.data import to_unit_range
-from gan_lib import evaluate as evaluate_module
-from gan_lib.evaluate import (PixelFeatures, compare, describe, evaluate, feature_network, nearest,
+from gan_lib.eval import evaluate as evaluate_module
+from gan_lib.eval.evaluate import (PixelFeatures, compare, describe, evaluate, feature_network, nearest,
                               precision_recall, reference, report)
-from gan_lib.image_metrics import extract_features, inception, tf_inception_path
+from gan_lib.eval.image_metrics import extract_features, inception, tf_inception_path
 
 FACES = SHARED_DATA / "anime-faces-64"
 TORCH_FIDELITY_WEIGHTS = torch.hub.get_dir() + "/checkpoints/weights-inception-2015-12-05-6726825d.pth"
@@ -148,7 +148,7 @@ def test_offline_and_torch_fidelity_features_agree(net):
 
 def test_fid_small_for_real_halves_large_for_blur_and_noise(real_features):
     """At N = 80 FID's bias is large (real-vs-real about 90 when measured), so the check is relative; KID is unbiased."""
-    from gan_lib.image_metrics import fid_kid_from_features
+    from gan_lib.eval.image_metrics import fid_kid_from_features
     f = real_features
     b = f["real"][80:160]
     same, blurred, noisy = (fid_kid_from_features(x, b, kid_subsets=20, kid_subset_size=len(x) // 2)

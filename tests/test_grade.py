@@ -9,9 +9,9 @@ from functools import partial
 import pytest
 import torch
 
-from gan_lib.grade import grade, main
-from gan_lib.submission import write_submission
-from gan_lib.evaluate import PixelFeatures, reference
+from gan_lib.hw6.grade import grade, main
+from gan_lib.hw6.submission import write_submission
+from gan_lib.eval.evaluate import PixelFeatures, reference
 from test_evaluate import FACES, faces, needs_faces, noise
 
 N = 20
@@ -165,7 +165,7 @@ def test_command_line_errors_are_one_sentence_and_exit_2(tmp_path, capsys):
 
 
 def test_the_grader_reads_archives_within_the_limits(tmp_path):
-    from gan_lib.grade import read_archive
+    from gan_lib.hw6.grade import read_archive
     from test_submission import make_tgz
     bomb = make_tgz(tmp_path / "bomb.tgz", {f"x{i}": b"" for i in range(2_001)})
     with pytest.raises(ValueError, match="holds more than 2,000 entries"):
@@ -174,8 +174,8 @@ def test_the_grader_reads_archives_within_the_limits(tmp_path):
 
 def test_command_line_grades_a_class_with_pixel_features(graded, tmp_path, capsys, monkeypatch):
     _, _, out = graded
-    monkeypatch.setattr("gan_lib.grade._cascade", lambda: None)                  # no AFD: faster
-    monkeypatch.setattr("gan_lib.grade.reference", partial(reference, cache_dir=None))   # no cache in ~/.cache
+    monkeypatch.setattr("gan_lib.hw6.grade._cascade", lambda: None)                  # no AFD: faster
+    monkeypatch.setattr("gan_lib.hw6.grade.reference", partial(reference, cache_dir=None))   # no cache in ~/.cache
     code = main([str(out.parent / "submissions"), "--reference", str(out.parent / "real"), "--out",
                  str(tmp_path / "cli"), "--n", str(N), "--features", "pixels", "--kid-subsets", "5"])
     lines = capsys.readouterr().out.splitlines()

@@ -11,9 +11,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import SHARED_DATA
-from gan_lib import downloads, images
+from gan_lib import images
+from gan_lib.io import downloads
 from gan_lib.images import FaceFolder, copy_to_local, load_faces
-from gan_lib.synthetic_faces import cartoon_faces, write_cartoon_faces
+from gan_lib.io.synthetic_faces import cartoon_faces, write_cartoon_faces
 
 
 def _faces(folder, n=2, ext="png"):

@@ -8,7 +8,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from gan_lib.lessons import run_notebook, solution_regions
+from gan_lib.teach.lessons import run_notebook, solution_regions
 from gan_lib.plots import plot_density_snapshots
 
 matplotlib.use("Agg")

@@ -3,7 +3,7 @@ resume compares) names the data set, so that a change of data set is noticed on 
 from pathlib import Path
 
 from gan_lib.checkpoints import load_checkpoint
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_mnist_mlp_gan.ipynb"
 

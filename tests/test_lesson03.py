@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from gan_lib.checkpoints import load_checkpoint
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_anime_dcgan.ipynb"
 TINY = {"N_IMAGES": 64, "BATCH": 16, "FAIL_STEPS": 1, "N_EVAL": 32, "SAMPLE_EVERY": 2, "EVAL_EVERY": 2,

@@ -6,7 +6,7 @@ import pytest
 from nbclient.exceptions import CellExecutionError
 
 from gan_lib.checkpoints import load_checkpoint
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_wgan_gp.ipynb"
 
@@ -17,7 +17,7 @@ def test_a_second_session_loads_every_run_and_refuses_changed_settings(tmp_path)
     first = run_notebook(NOTEBOOK, parameters=common, smoke=True)
     assert set(first["resumed_from"].values()) == {0} and len(first["resumed_from"]) == 7    # 4 variants, 3 study runs
     assert len(list(tmp_path.glob("*/last.pt"))) == 7
-    rows = first["rows"]                                                   # scored by gan_lib.evaluate
+    rows = first["rows"]                                                   # scored by gan_lib.eval.evaluate
     assert len(rows) == 4 and first["features"] == "pixels"                # smoke mode: pooled pixels
     assert all({"fid", "fid_real", "kid_mean", "recall", "diversity_real"} <= row.keys() for row in rows.values())
     assert first["table"].splitlines()[2].startswith("real vs real")

@@ -8,7 +8,7 @@ from nbclient.exceptions import CellExecutionError
 
 from conftest import SHARED_DATA
 from gan_lib.checkpoints import load_checkpoint, save_checkpoint
-from gan_lib.lessons import run_notebook
+from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_modern_gan.ipynb"
 ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D", "+ hinge"]

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 import torch
 
-from gan_lib.evaluate import evaluate, feature_network, reference
+from gan_lib.eval.evaluate import evaluate, feature_network, reference
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
 LESSON05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_modern_gan.ipynb"

@@ -1,4 +1,4 @@
-"""The teacher tools' command line (python -m gan_lib.lessons): safe student folders, one-sentence errors, stubs a
+"""The teacher tools' command line (python -m gan_lib.teach.lessons): safe student folders, one-sentence errors, stubs a
 student can find, and offline HTML copies. Fast: no lesson is executed here."""
 import re
 from pathlib import Path
@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from gan_lib import lessons
-from gan_lib.lessons import main, make_student_version
+from gan_lib.teach import lessons
+from gan_lib.teach.lessons import main, make_student_version
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))

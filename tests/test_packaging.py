@@ -11,7 +11,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from gan_lib.lessons import is_pinned
+from gan_lib.teach.lessons import is_pinned
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -63,10 +63,10 @@ def test_committed_notebook_is_clean(nb_path):
         cell = dict(cell, source="".join(cell["source"]))
         if is_pinned(cell):
             assert cell["outputs"] and cell["execution_count"], \
-                f"pinned cell {i} has no stored output: run `python -m gan_lib.lessons clean --pin`."
+                f"pinned cell {i} has no stored output: run `python -m gan_lib.teach.lessons clean --pin`."
         else:
             assert cell["execution_count"] is None and not cell["outputs"], \
-                f"cell {i} carries outputs or an execution count: run `python -m gan_lib.lessons clean`."
+                f"cell {i} carries outputs or an execution count: run `python -m gan_lib.teach.lessons clean`."
 
 
 def test_every_lesson_exists_and_has_parameters_cell():

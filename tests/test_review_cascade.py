@@ -1,4 +1,4 @@
-"""The face cascade: a damaged cached copy never shadows a good shared one (gan_lib.downloads.cached_or_shared)."""
+"""The face cascade: a damaged cached copy never shadows a good shared one (gan_lib.io.downloads.cached_or_shared)."""
 import hashlib
 import urllib.request
 import warnings
@@ -6,8 +6,8 @@ import warnings
 import pytest
 
 from conftest import SHARED_DATA
-from gan_lib import downloads
-from gan_lib.image_metrics import load_face_cascade
+from gan_lib.io import downloads
+from gan_lib.eval.image_metrics import load_face_cascade
 
 GOOD = b"<opencv_storage>the real cascade</opencv_storage>"
 SHA = hashlib.sha256(GOOD).hexdigest()

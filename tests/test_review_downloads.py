@@ -1,11 +1,11 @@
-"""Review fixes in gan_lib.downloads: link chains in archives, truncated downloads, HTTP errors."""
+"""Review fixes in gan_lib.io.downloads: link chains in archives, truncated downloads, HTTP errors."""
 import io
 import tarfile
 import zipfile
 
 import pytest
 
-from gan_lib import downloads
+from gan_lib.io import downloads
 
 
 def _archive(path, members):

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gan_lib import downloads, images
+from gan_lib import images
+from gan_lib.io import downloads
 from gan_lib.images import FaceFolder, copy_to_local, load_faces
-from gan_lib.synthetic_faces import write_cartoon_faces
+from gan_lib.io.synthetic_faces import write_cartoon_faces
 
 
 def _faces(folder, n=3, ext="png"):
@@ -49,7 +50,7 @@ def test_copy_to_local_recopies_a_file_of_the_same_size_but_another_time(tmp_pat
 
 # ---- a file is not a folder ------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, advice", [
-    ("faces.zip", "it is an archive, so extract it first (e.g. gan_lib.downloads.safe_extract) and pass the "
+    ("faces.zip", "it is an archive, so extract it first (e.g. gan_lib.io.downloads.safe_extract) and pass the "
                   "folder it makes."),
     ("face.png", "pass the folder that holds the face images."),
 ])

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_lib.submission import generate, validate_submission, write_submission
+from gan_lib.hw6.submission import generate, validate_submission, write_submission
 
 N = 5
 
@@ -92,7 +92,7 @@ def test_unreadable_archive_and_size_warning(tmp_path, monkeypatch):
     junk = tmp_path / "junk.tgz"
     junk.write_bytes(b"not a tar at all")
     assert validate_submission(junk, n=N, raise_on_error=False)[0].endswith("pack it with `tar -czf junk.tgz *.jpg`.")
-    monkeypatch.setattr("gan_lib.submission.ARCHIVE_WARN_BYTES", 100)
+    monkeypatch.setattr("gan_lib.hw6.submission.ARCHIVE_WARN_BYTES", 100)
     with pytest.warns(UserWarning, match="above"):
         validate_submission(make_tgz(tmp_path / "ok.tgz", good()), n=N)
 
@@ -187,7 +187,7 @@ def test_a_member_above_the_size_limit_is_refused_from_its_header(tmp_path):
 
 
 def test_all_members_together_above_the_total_limit_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("gan_lib.submission.MAX_TOTAL_BYTES", 2 * len(jpeg()))
+    monkeypatch.setattr("gan_lib.hw6.submission.MAX_TOTAL_BYTES", 2 * len(jpeg()))
     assert validate_submission(make_tgz(tmp_path / "ok.tgz", good()), n=N, raise_on_error=False) == [
         f"the archive's files add up to more than {2 * len(jpeg()) / 1e6:g} MB (1,000 faces make about 2.2 MB): pack "
         f"only 1.jpg … 5.jpg."]

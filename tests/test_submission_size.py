@@ -16,7 +16,7 @@ import pytest
 if __name__ == "__main__":                         # as a script: find conftest.py and test_evaluate.py
     sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 from test_evaluate import FACES, faces  # noqa: E402
-from gan_lib.submission import ARCHIVE_WARN_BYTES, HW6_COUNT, write_submission  # noqa: E402
+from gan_lib.hw6.submission import ARCHIVE_WARN_BYTES, HW6_COUNT, write_submission  # noqa: E402
 
 
 def real_faces(n: int = HW6_COUNT):

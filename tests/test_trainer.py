@@ -12,9 +12,10 @@ from torch import nn
 from torchvision.utils import save_image
 
 from conftest import SHARED_DATA
-from gan_lib import recipes, trainer
+from gan_lib import recipes
+from gan_lib.trainer import command as trainer
 from gan_lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from gan_lib.synthetic_faces import cartoon_faces
+from gan_lib.io.synthetic_faces import cartoon_faces
 from gan_lib.train import sample
 
 

@@ -13,12 +13,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import gan_lib, gan_lib.data, gan_lib.digits
+import gan_lib, gan_lib.data, gan_lib.eval.digits
 from pathlib import Path
 assert "{root}" not in gan_lib.__file__, gan_lib.__file__          # the installed copy, not the checkout
 images, labels = gan_lib.data.load_mnist_subset()
 ds, source = gan_lib.data.load_mnist(root="data", download=False)
-clf = gan_lib.digits.load_digit_classifier()
+clf = gan_lib.eval.digits.load_digit_classifier()
 accuracy = (clf(ds.tensors[0][:500]).argmax(1) == ds.tensors[1][:500]).float().mean().item()
 print(len(images), len(ds), round(accuracy, 3), source.split(",")[0])
 """

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gan_lib.data import load_mnist_subset, to_unit_range
-from gan_lib.digits import CLASSIFIER_WEIGHTS, train_digit_classifier
+from gan_lib.eval.digits import CLASSIFIER_WEIGHTS, train_digit_classifier
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,7 +7,7 @@
 Faces come from ``gan_lib.images.load_faces`` (``--data`` omitted: the folders lesson 03 looks in), batches from
 ``ImageBatches``, the model, optimisers and loss from ``gan_lib.recipes``, and the loop is ``gan_lib.train.train``
 with a ``CheckpointManager``. ``--batch`` is the batch of one step for all processes together: under torchrun each
-of N ranks takes batch/N images (see ``gan_lib.distributed``), so the run follows the one-process recipe. ``--out``
+of N ranks takes batch/N images (see ``gan_lib.trainer.distributed``), so the run follows the one-process recipe. ``--out``
 receives ``run.json`` (the settings), ``checkpoints/`` (last.pt, previous.pt), ``samples/`` (fixed-noise grids
 every ``--sample-every`` steps) and ``grid.png`` (the final grid); ``load_run(out)`` reads it back in a notebook.
 ``--steps`` is the step to reach: ``--resume`` continues the run in ``--out`` up to it (a run already there says
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from gan_lib import distributed
+from gan_lib.trainer import distributed
 from gan_lib.checkpoints import CheckpointError, CheckpointManager, load_checkpoint, restore_training_state
 from gan_lib.fast import ImageBatches, configure_device
 from gan_lib.images import load_faces

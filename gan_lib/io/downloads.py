@@ -17,6 +17,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm.auto import tqdm
 
+# The course server's (and CI's) shared data beside the repository: faces, the MNIST subset, the face cascade.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
 # Kaggle's "Anime Face Dataset" (63,565 faces, ~90-120 px), fetched with `kagglehub`.
 KAGGLE_ANIME_FACES = "splcher/animefacedataset"
 # The NTU ML HW6 face set (about 71,000 Crypko faces at 96 px, faces/*.jpg). ML2022's sample code clones the

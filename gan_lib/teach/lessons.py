@@ -2,9 +2,9 @@
 
 Benchmarks and tests use ``run_notebook`` so that they measure exactly what a student runs. Command line:
 
-    python -m gan_lib.lessons clean [--pin] notebooks/*.ipynb          # clear outputs before committing
-    python -m gan_lib.lessons student notebooks/*.ipynb --out student/  # exercises become stubs (--force overwrites)
-    python -m gan_lib.lessons demo [--full] [--out demo/] [notebooks...] # run all lessons, HTML copies
+    python -m gan_lib.teach.lessons clean [--pin] notebooks/*.ipynb          # clear outputs before committing
+    python -m gan_lib.teach.lessons student notebooks/*.ipynb --out student/  # exercises become stubs (--force overwrites)
+    python -m gan_lib.teach.lessons demo [--full] [--out demo/] [notebooks...] # run all lessons, HTML copies
                                                                       # (offline: demo/mathjax/)
 """
 from __future__ import annotations
@@ -369,7 +369,7 @@ def main(argv=None) -> int:
     """The command line: ``clean``, ``student`` and ``demo`` (see the module docstring); returns the exit code."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m gan_lib.lessons")
+    parser = argparse.ArgumentParser(prog="python -m gan_lib.teach.lessons")
     sub = parser.add_subparsers(dest="command", required=True)
     clean = sub.add_parser("clean", help="clear outputs before committing (pinned cells keep theirs)")
     clean.add_argument("--pin", action="store_true", help="re-run in smoke mode to refresh pinned outputs")

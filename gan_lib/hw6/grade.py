@@ -1,10 +1,10 @@
 """Grade a folder of HW6 submissions (one ``<student>.tgz`` each) against the real faces:
 
-    python -m gan_lib.grade SUBMISSIONS_DIR --reference REAL_DIR --out OUT_DIR [--n 1000] [--features pixels]
+    python -m gan_lib.hw6.grade SUBMISSIONS_DIR --reference REAL_DIR --out OUT_DIR [--n 1000] [--features pixels]
 
 The folders, the student names and OUT_DIR are checked first (bad input: ``error: <sentence>``, exit 2).
-Each archive is read within ``gan_lib.submission.read_submission``'s limits and validated; a broken one gets a
-row with the reason and the batch goes on. Valid ones get the evaluator's numbers (``gan_lib.evaluate``: FID,
+Each archive is read within ``gan_lib.hw6.submission.read_submission``'s limits and validated; a broken one gets a
+row with the reason and the batch goes on. Valid ones get the evaluator's numbers (``gan_lib.eval.evaluate``: FID,
 KID ± std, precision/recall, AFD, diversity, memorisation), ranked by FID, the flagged ones after the unflagged,
 beside a "real vs real" row at the same N. Two flags: **copied** (more than ``FLAG_SHARE`` of a student's images
 are nearer a reference image than half the distance of the closest real-vs-real neighbours: the evaluator's
@@ -31,9 +31,9 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from gan_lib.data import to_unit_range
-from gan_lib.evaluate import PixelFeatures, _cascade, _listing, describe, evaluate, feature_network, nearest, reference
-from gan_lib.image_metrics import InceptionFeatures, inception, to_uint8_hwc
-from gan_lib.submission import HW6_COUNT, read_submission
+from gan_lib.eval.evaluate import PixelFeatures, _cascade, _listing, describe, evaluate, feature_network, nearest, reference
+from gan_lib.eval.image_metrics import InceptionFeatures, inception, to_uint8_hwc
+from gan_lib.hw6.submission import HW6_COUNT, read_submission
 
 FLAG_SHARE = 0.10            # flag when more than this share of a student's images are copies
 METRICS = ["fid", "kid_mean", "kid_std", "precision", "recall", "afd", "diversity", "memorised"]
@@ -152,7 +152,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def _features(net) -> tuple[str, str]:
     """What the page calls the features of ``net`` and the Fréchet distance on them."""
     if isinstance(net, PixelFeatures):
-        return "pooled pixels (gan_lib.evaluate.PixelFeatures, 4x4 averages), not Inception", "pixel-FD"
+        return "pooled pixels (gan_lib.eval.evaluate.PixelFeatures, 4x4 averages), not Inception", "pixel-FD"
     if isinstance(net, InceptionFeatures):
         return "the TF FID Inception (2048-d pool features)", "FID"
     return f"{type(net).__name__} features, not the FID Inception", "FD"
@@ -235,12 +235,12 @@ def _write(rows: list[dict], out: Path, fd: str, about: str) -> None:
         "<!doctype html><meta charset='utf-8'><title>HW6 leaderboard</title><style>body{font-family:sans-serif}"
         "td,th{padding:2px 6px;border-bottom:1px solid #ddd;font-size:13px}.bad{background:#fdd}"
         f".flag{{background:#ffd}}</style><h1>HW6 leaderboard</h1><p>{html.escape(about)} The protocol is in "
-        f"gan_lib/evaluate.py.</p><table><tr>{head}</tr>\n{body}</table>\n")
+        f"gan_lib/eval/evaluate.py.</p><table><tr>{head}</tr>\n{body}</table>\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Grade from the shell; bad input gets ``error: <one sentence>`` on stderr and exit status 2."""
-    parser = argparse.ArgumentParser(prog="python -m gan_lib.grade", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gan_lib.hw6.grade", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions", help="folder of <student>.tgz archives")
     parser.add_argument("--reference", required=True, help="folder of real face images (the training set)")
     parser.add_argument("--out", required=True, help="folder for grades.csv and leaderboard.html")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lib.data import to_unit_range
-from gan_lib.image_metrics import (diversity, extract_features, face_flags, fid_kid_from_features, inception,
+from gan_lib.eval.image_metrics import (diversity, extract_features, face_flags, fid_kid_from_features, inception,
                                    load_face_cascade)
 from gan_lib.images import FaceFolder
 

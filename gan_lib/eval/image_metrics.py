@@ -2,7 +2,7 @@
 
 Images are float tensors (N, 3, H, W) in [-1, 1], the range of a tanh generator. No single number is
 enough: a collapsed generator whose every sample is the same face scores a high AFD, so read AFD beside
-``diversity`` and FID. ``gan_lib.evaluate`` puts all of them (and precision/recall, memorisation) beside
+``diversity`` and FID. ``gan_lib.eval.evaluate`` puts all of them (and precision/recall, memorisation) beside
 their real-vs-real values.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from gan_lib.downloads import ANIME_CASCADE_SHA256, ANIME_CASCADE_URL, cached_or_shared
+from gan_lib.io.downloads import ANIME_CASCADE_SHA256, ANIME_CASCADE_URL, SHARED_DATA, cached_or_shared
 from gan_lib.runtime import pick_device
 
 INCEPTION_WEIGHTS_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
@@ -43,11 +43,11 @@ def load_face_cascade(cache_dir: str | Path | None = None, path: str | Path | No
     ``path`` loads a local copy; otherwise the first copy whose sha256 checks out: the one cached in ``cache_dir``
     (default ``~/.cache/gan_lib``), the course's shared copy beside the repository (``../shared/data``; it
     replaces a damaged cached copy, with a warning), else a fresh download into ``cache_dir``
-    (``gan_lib.downloads.cached_or_shared``).
+    (``gan_lib.io.downloads.cached_or_shared``).
     """
     if path is None:
         cache = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "gan_lib"
-        shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "lbpcascade_animeface.xml"
+        shared = SHARED_DATA / "lbpcascade_animeface.xml"
         path = cached_or_shared(ANIME_CASCADE_URL, cache / "lbpcascade_animeface.xml", ANIME_CASCADE_SHA256, shared)
     path = Path(path)
     if not path.is_file():
@@ -274,7 +274,7 @@ def fid_kid(fake: torch.Tensor, real: torch.Tensor, feature: int | nn.Module | N
     ``weights_path``); 64, 192 or 768 another layer (torch-fidelity). An ``nn.Module`` is used as it is (put
     it in eval mode): it gets float batches (B, 3, H, W) in [-1, 1] on ``device`` and returns (B, d).
     Features are extracted once (default device ``pick_device()``); ``fid_kid_from_features`` does the rest.
-    For FID beside its real-vs-real floor, precision/recall and memorisation use ``gan_lib.evaluate``.
+    For FID beside its real-vs-real floor, precision/recall and memorisation use ``gan_lib.eval.evaluate``.
     Scores of 64 px images (upscaled for Inception) compare with each other, not with papers.
     """
     if min(len(fake), len(real)) < 2:

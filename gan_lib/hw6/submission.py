@@ -21,8 +21,8 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms.functional import resize
 
-from gan_lib.evaluate import check_pixels
-from gan_lib.image_metrics import to_uint8_hwc
+from gan_lib.eval.evaluate import check_pixels
+from gan_lib.eval.image_metrics import to_uint8_hwc
 from gan_lib.train import sample
 
 HW6_COUNT, HW6_SIZE = 1000, 64

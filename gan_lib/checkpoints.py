@@ -1,187 +1,48 @@
-"""Checkpoints that survive a disconnected Colab or Kaggle session: atomic saves, safe loads, resume.
+"""Runs that survive a disconnected Colab or Kaggle session: what a checkpoint holds, and the ``Checkpoints``
+callback that saves it and restores it.
 
-    manager = CheckpointManager("/content/drive/MyDrive/dcgan", every=500, keep_best_by="fid", mode="min",
-                                settings={"lr": 2e-4, "batch": 128, "loss": "wgan-gp"})   # resume() refuses others
-    if (state := manager.resume()) is not None:                  # None on a fresh run
-        history = restore_training_state(state, G, D, opt_g, opt_d, extras={"ema": ema})["history"]
-    if manager.due(history["step"]):                              # in the loop
-        manager.save(training_state(G, D, opt_g, opt_d, history, extras={"ema": ema}), fid=fid)
+    ckpt = Checkpoints("/content/drive/MyDrive/dcgan", every=500, keep_best_by="kid_mean",
+                       settings={"lr": 2e-4, "batch": 128, "loss": "bce"})      # a run with other values is refused
+    run = train(G, D, opt_g, opt_d, batches, loss, noise, until=6000, callbacks=[ema, ckpt])
 
-Only tensors, numbers, strings, lists and dicts are written: ``torch.load(weights_only=True)`` reads them back,
-so a checkpoint from a stranger cannot run code when it is loaded.
+The first ``train`` call of a session loads the newest good checkpoint in the folder (weights, optimisers, the
+data's position, the loss's schedule, the ``Run`` with every callback's state, the random state), so the run goes
+on bit for bit where it stopped, or is only loaded when it is finished. Only tensors, numbers, strings, lists and
+dicts are written: ``torch.load(weights_only=True)`` reads them back, so a stranger's checkpoint runs no code.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pickle
 import random
-import re
-import tempfile
 import warnings
-import zipfile
-from collections import OrderedDict, defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-FORMAT = 1                                     # bump when the layout of training_state() changes
-_FRESH = "delete it and resume from an older checkpoint (CheckpointManager.resume() falls back by itself)"
+from gan_lib.io.files import (NAMES, CheckpointError, _move_into_place, _write_temp, load_checkpoint,
+                              save_checkpoint)
+from gan_lib.train import Callback, Loop, Run
+from gan_lib.trainer.distributed import is_main as is_main_rank
+
+FORMAT = 2                                     # bump when the layout of training_state() changes
+
+__all__ = ["CheckpointError", "Checkpoints", "load_checkpoint", "restore", "save_checkpoint", "training_state"]
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read back (empty, truncated, corrupted, foreign or holding unsafe objects)
-    or cannot be written (a full or read-only folder)."""
-
-
-def _check_plain(obj, where: str = "state") -> None:
-    """Raise TypeError at the first value that ``torch.load(weights_only=True)`` would refuse to read back."""
-    if isinstance(obj, torch.Tensor) or type(obj) in (str, int, float, bool, type(None)):
-        return
-    if type(obj) not in (dict, OrderedDict, list, tuple):
-        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which torch.load("
-                        f"weights_only=True) cannot read back: make it a tensor, number, string, list or dict.")
-    for key, value in obj.items() if isinstance(obj, dict) else enumerate(obj):
-        _check_plain(key, f"a key of {where}")
-        _check_plain(value, f"{where}[{key!r}]")
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it and putting it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_failed(error: BaseException) -> bool:
-    """True for an error of the file write itself: an OSError (ENOSPC, EACCES, ...) or torch's zip writer failing
-    (``[enforce fail at inline_container.cc:...]``, ``PytorchStreamWriter failed writing file``)."""
-    return isinstance(error, OSError) or (isinstance(error, RuntimeError) and any(
-        word in str(error) for word in ("inline_container", "PytorchStreamWriter")))
-
-
-def _write_temp(path: Path, state: dict) -> Path:
-    """Write ``state`` to a new hidden file beside ``path``, flushed to the disk, with the mode a plain open()
-    would give (0o666 minus the umask; mkstemp makes 0o600); the caller renames it. A full or read-only folder
-    raises CheckpointError (the temporary file removed, ``path`` untouched)."""
-    _check_plain(state)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(OSError):     # some FUSE mounts (Google Drive) refuse chmod: keep their mode
-            os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if not _write_failed(error):
-            raise
-        said = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
-        kept = "the checkpoint already there is untouched" if path.exists() else "nothing was left behind"
-        raise CheckpointError(f"{path} could not be written because its folder {path.parent} is full or not "
-                              f"writable ({said}): {kept}, so free some space or pick another folder and save "
-                              f"again.") from None
-    return Path(tmp)
-
-
-def _move_into_place(tmp: Path, path: Path) -> Path:
-    os.replace(tmp, path)                      # atomic: a reader sees the old file or the new one, never half
-    with contextlib.suppress(OSError):         # make the rename durable too (Windows and some FUSE mounts refuse)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return path
-
-
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Save ``state`` to ``path`` atomically: a process killed mid-save leaves the previous file intact."""
-    return _move_into_place(_write_temp(Path(path), state), Path(path))
-
-
-def _crc_failure(path: Path) -> str | None:
-    """The first member of the zip archive ``path`` whose bytes no longer match the CRC-32 stored with them, or
-    None; members saved without one (``torch.serialization.set_crc32_options(False)`` stores 0) are skipped."""
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if not info.CRC:
-                continue
-            try:
-                with archive.open(info) as member:
-                    while member.read(1 << 24):    # zipfile checks the CRC-32 at the end of the member
-                        pass
-            except (zipfile.BadZipFile, EOFError):
-                return info.filename
-    return None
-
-
-def load_checkpoint(path: str | Path, map_location="cpu"):
-    """``torch.load(weights_only=True)`` onto ``map_location`` (a GPU run's file loads on a CPU), after checking
-    every stored CRC-32 (a flipped byte anywhere is caught); a missing, empty, truncated, corrupted, foreign or
-    unsafe file, or a folder, raises FileNotFoundError, IsADirectoryError or CheckpointError with one sentence."""
-    path = Path(path)
-    if path.is_dir():
-        found = sorted((p.name for p in path.glob("*.pt")), key=lambda name: (
-            CheckpointManager.NAMES.index(name) if name in CheckpointManager.NAMES else 3, name))
-        which = (f"pass one of its checkpoint files ({', '.join(found[:5])}), e.g. {path / found[0]}" if found else
-                 "it holds no .pt file, so pass the path of the .pt file that save_checkpoint wrote")
-        raise IsADirectoryError(f"{path} is a folder, not a checkpoint file: {which}.")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: check the path (on Colab, is Google Drive mounted?) "
-                                f"or start a fresh run.")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes), a save cut off before it wrote anything: {_FRESH}.")
-    if zipfile.is_zipfile(path) and (member := _crc_failure(path)) is not None:
-        raise CheckpointError(f"{path} is corrupted: the bytes of {member} no longer match the checksum stored "
-                              f"with them (the file changed after it was saved, e.g. a bad copy or disk): {_FRESH}.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - every failure becomes one sentence about the file
-        with open(path, "rb") as f:
-            head = f.read(4)
-        is_zip = head == b"PK\x03\x04"
-        found = re.search(r"GLOBAL (\S+)", str(error))
-        pickled = is_zip or found or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
-        names = []
-        if is_zip and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        if is_zip and not names:
-            why = f"is truncated ({path.stat().st_size:,} bytes, the end is missing): {_FRESH}"
-        elif is_zip and not any(n.endswith("/data.pkl") for n in names):
-            why = "is a zip archive but not a PyTorch checkpoint: pass the .pt file that save_checkpoint wrote"
-        elif pickled and isinstance(error, pickle.UnpicklingError) and "weights only" in str(error).lower():
-            why = (f"holds pickled Python objects{f' ({found[1]})' if found else ''} that torch.load(weights_only="
-                   f"True) refuses to run: load it with weights_only=False only if you trust whoever made it")
-        elif is_zip:
-            why = f"is a damaged PyTorch checkpoint ({str(error).splitlines()[0][:120]}): {_FRESH}"
-        else:
-            why = ("is not a PyTorch checkpoint: it is neither the zip archive nor the pickle that torch.save "
-                   "writes (perhaps a text file, a web page or random bytes), so pass the .pt file that "
-                   "save_checkpoint wrote")
-        raise CheckpointError(f"{path} {why}.") from None
-
-
-def rng_state(generators: dict[str, torch.Generator] | None = None) -> dict:
-    """The state of torch's (CPU and every GPU), NumPy's and Python's global random number generators and of
-    the named ``generators``, as tensors and lists that ``weights_only`` loads."""
+def rng_state() -> dict:
+    """The state of torch's (CPU and every GPU), NumPy's and Python's global random number generators, as tensors
+    and lists that ``weights_only`` loads."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {"torch": torch.get_rng_state(),                                        # (5056,) uint8
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-            "python": [version, list(internal), gauss_next],
-            "generators": {key: gen.get_state() for key, gen in (generators or {}).items()}}
+            "python": [version, list(internal), gauss_next]}
 
 
-def set_rng_state(state: dict, generators: dict[str, torch.Generator] | None = None) -> None:
+def set_rng_state(state: dict) -> None:
     """Put back what ``rng_state`` returned, so that the same random numbers come next."""
     torch.set_rng_state(state["torch"].cpu())
     cuda, gpus = state["cuda"], torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -194,8 +55,7 @@ def set_rng_state(state: dict, generators: dict[str, torch.Generator] | None = N
     np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss_next = state["python"]
     random.setstate((version, tuple(internal), gauss_next))
-    for key, gen in _matching("generator", generators, state["generators"]):
-        gen.set_state(state["generators"][key].cpu())
+
 
 
 def _matching(kind: str, given: dict | None, saved: dict):
@@ -209,47 +69,50 @@ def _matching(kind: str, given: dict | None, saved: dict):
                       f"run will not repeat the original exactly.", stacklevel=3)
     if unused:
         warnings.warn(f"{len(unused)} {kind} state(s) in the checkpoint were not restored: {unused}.", stacklevel=3)
-    return [(name, obj) for name, obj in given.items() if name in saved]
+    return [obj for name, obj in given.items() if name in saved]
 
 
-def training_state(G, D, opt_g, opt_d, history: dict | None = None, *, step: int | None = None,
-                   fixed_noise: torch.Tensor | None = None, extras: dict | None = None,
-                   generators: dict[str, torch.Generator] | None = None) -> dict:
-    """Everything a run needs to continue exactly: weights, optimisers, ``extras`` (anything with state_dict,
-    e.g. ``{"sched_g": sched, "ema": ema}``), random states, the step (default ``history["step"]``), the history."""
-    history = dict(history or {})
-    samples = history.pop("samples", [])                                           # [(step, (N, C, H, W))]
-    return {"format": FORMAT, "torch_version": str(torch.__version__),
-            "step": int(history.get("step", 0) if step is None else step),
-            "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "extras": {name: obj.state_dict() for name, obj in (extras or {}).items()},
-            "history": {key: list(v) if isinstance(v, (list, tuple)) else v for key, v in history.items()},
-            "samples": [[int(s), images.detach().cpu()] for s, images in samples],
-            "fixed_noise": None if fixed_noise is None else fixed_noise.detach().cpu(),
-            "rng": rng_state(generators)}
+
+def _stateful(callbacks) -> list:
+    """The callbacks that keep a state (those that override ``state_dict``)."""
+    return [cb for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
 
 
-def restore_training_state(state: dict, G, D, opt_g, opt_d, *, extras: dict | None = None,
-                           generators: dict[str, torch.Generator] | None = None, rng: bool = True) -> dict:
-    """Load what ``training_state`` saved into the same objects; return ``{"step", "history", "fixed_noise"}``,
-    the history ready for ``train(..., history=history)``, which continues from ``history["step"]``."""
+def training_state(loop: Loop) -> dict:
+    """Everything the run needs to go on exactly: weights, optimisers, the data's and the loss's state (when they
+    have a ``state_dict``), the ``Run`` (with the GradScaler and each callback's state), the random state."""
+    loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
+    loop.run.callbacks = {cb.name: cb.state_dict() for cb in _stateful(loop.callbacks)}
+    state_of = lambda obj: obj.state_dict() if hasattr(obj, "state_dict") else {}   # noqa: E731
+    return {"format": FORMAT, "torch_version": str(torch.__version__), "step": loop.run.step,
+            "G": loop.G.state_dict(), "D": loop.D.state_dict(),
+            "opt_g": loop.opt_g.state_dict(), "opt_d": loop.opt_d.state_dict(),
+            "data": state_of(loop.batches), "loss": state_of(loop.loss),
+            "run": loop.run.state_dict(), "rng": rng_state()}
+
+
+def restore(state: dict, loop: Loop, rng: bool = True) -> Run:
+    """Load what ``training_state`` saved into the loop's objects (the models, optimisers, data, loss, run and
+    callbacks); return the run. A checkpoint of another architecture or gan_lib version is refused in one sentence."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError("this checkpoint was not written by training_state() of this gan_lib version: "
                               "load its parts by hand or start a fresh run.")
-    for obj, key in ((G, "G"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+    for obj, key in ((loop.G, "G"), (loop.D, "D"), (loop.opt_g, "opt_g"), (loop.opt_d, "opt_d")):
         try:
             obj.load_state_dict(state[key])
         except (RuntimeError, ValueError, KeyError) as err:  # another architecture, width or optimiser
             first = str(err).strip().splitlines()[0]
             raise CheckpointError(f"the checkpoint's {key} does not fit the one you built ({first}): build the "
                                   f"same model/optimiser as the saved run, or start fresh in a new folder.") from err
-    for name, obj in _matching("extra", extras, state["extras"]):
-        obj.load_state_dict(state["extras"][name])
+    for obj, key in ((loop.batches, "data"), (loop.loss, "loss")):
+        if state[key] and hasattr(obj, "load_state_dict"):
+            obj.load_state_dict(state[key])
+    loop.run.load_state_dict(state["run"])
+    for cb in _matching("callback", {cb.name: cb for cb in _stateful(loop.callbacks)}, loop.run.callbacks):
+        cb.load_state_dict(loop.run.callbacks[cb.name])
     if rng:
-        set_rng_state(state["rng"], generators)
-    history = defaultdict(list, state["history"])
-    history["samples"] = [(int(s), images) for s, images in state["samples"]]
-    return {"step": state["step"], "history": history, "fixed_noise": state["fixed_noise"]}
+        set_rng_state(state["rng"])
+    return loop.run
 
 
 def changed_settings(saved: dict, current: dict) -> list[str]:
@@ -258,19 +121,27 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
             for key in sorted(set(saved) | set(current)) if saved.get(key, "(unset)") != current.get(key, "(unset)")]
 
 
-class CheckpointManager:
-    """``last.pt``, ``previous.pt`` and ``best.pt`` by the metric ``keep_best_by``, in one folder per run:
-    ``mode="min"`` when lower is better (FID), ``"max"`` when higher is (a face rate).
 
-    ``settings`` (plain JSON values: architecture, loss, learning rate, batch, data; leave the step count out so
-    that a longer run can continue a shorter one) are stored in every save; ``resume()`` refuses a folder whose
-    run was trained with other settings, naming each change."""
+class Checkpoints(Callback):
+    """A run's folder: ``last.pt`` (the one before it as ``previous.pt``) and ``best.pt`` by ``keep_best_by``.
 
-    NAMES = ("last.pt", "previous.pt", "best.pt")
+    folder        where the run lives (one folder per run)
+    every         save every this many steps (and at the end of each ``train`` call, and after Ctrl-C)
+    keep_best_by  an evaluation's key (``Evaluate``'s results, e.g. "kid_mean"); None: no best.pt
+    mode          "min" when lower is better (FID, KID), "max" when higher is (a face rate)
+    settings      plain JSON values the run is keyed by (architecture, loss, lr, batch, data; not the step count,
+                  so that a longer run continues a shorter one); None: not checked
+    resume        True: before the first step, load the newest good checkpoint here (a finished run is only
+                  loaded); one saved with other ``settings`` is refused, naming each change. False: start fresh
+    every_seconds also save after this many seconds of training since the last save; None: by steps only
+    """
+
+    NAMES = NAMES
+    order = 10                                 # after every other callback: it saves what they updated
     RESTART = "set RESUME = False to train from scratch in this one"    # the way out a refusal names (a notebook's)
 
     def __init__(self, folder: str | Path, every: int = 1000, keep_best_by: str | None = None, mode: str = "min",
-                 settings: dict | None = None):
+                 settings: dict | None = None, resume: bool = True, every_seconds: float | None = None):
         if mode not in ("min", "max") or every < 1:
             raise ValueError(f"mode={mode!r}, every={every}: mode must be 'min' (lower is better) or 'max', and "
                              f"every >= 1.")
@@ -281,6 +152,49 @@ class CheckpointManager:
                             f"they can be compared after a restart; {error}.") from None
         self.folder, self.every, self.keep_best_by, self.mode = Path(folder), every, keep_best_by, mode
         self._best: float | None = None        # best metric so far; read from best.pt after a restart
+        self.resume_on_start, self.every_seconds = resume, every_seconds
+        self.saved: Path | None = None         # the last file written by this callback
+        self.loop: Loop | None = None          # the loop of the last train() call (remember() saves it)
+        self._saved_at: tuple[int, float] = (-1, 0.0)   # (step, seconds) of the last save or load
+
+    # --- as a callback: load before the first step, save when due and at the end ---
+    def on_start(self, loop) -> None:
+        self.loop, self._saved_at = loop, (loop.run.step, loop.run.seconds)
+        if not self.resume_on_start or loop.run.step:      # off, or a run this session already holds
+            return
+        state = self.load()
+        if state is not None:
+            restore(state, loop)
+            loop.run.resumed_from = loop.run.step
+            self._saved_at = (loop.run.step, loop.run.seconds)
+            finished = loop.until is not None and loop.run.step >= loop.until
+            print(f"{self.folder}: resumed at step {loop.run.step:,}"
+                  + (" (finished: loaded, nothing to train)" if finished else ""))
+
+    def on_step(self, loop) -> None:
+        run = loop.run
+        late = self.every_seconds is not None and run.seconds - self._saved_at[1] >= self.every_seconds
+        if is_main_rank() and (self.due(run.step) or loop.metrics or late):
+            with loop.paused():
+                self.save(training_state(loop), **loop.metrics)
+            self._saved_at = (run.step, run.seconds)
+
+    def on_end(self, loop) -> None:
+        if is_main_rank() and loop.run.step != self._saved_at[0]:
+            self.save(training_state(loop))
+            self._saved_at = (loop.run.step, loop.run.seconds)
+
+    def remember(self, name: str, compute):
+        """``compute()``'s result (plain numbers, strings, lists, dicts), kept in the run's ``results`` and saved
+        in last.pt, so a session that loads the finished run reads it instead of computing it again (an
+        evaluation of minutes). Call it after ``train`` with this callback; give ``name`` everything the result
+        depends on besides the run (e.g. f"final N={n} {features}")."""
+        run = self.loop.run
+        if name not in run.results:
+            run.results[name] = compute()
+            if is_main_rank():
+                self.save(training_state(self.loop))
+        return run.results[name]
 
     def _changes(self, state: dict) -> list[str] | None:
         """What differs between this manager's settings and those ``state`` was saved with (None: unknown)."""
@@ -325,9 +239,10 @@ class CheckpointManager:
                                                                       else value > best)):  # NaN is never best
             self._best = value
             written.append(save_checkpoint(self.folder / "best.pt", state))
+        self.saved = written[0]
         return written
 
-    def resume(self, map_location="cpu") -> dict | None:
+    def load(self, map_location="cpu") -> dict | None:
         """The newest checkpoint that loads: last.pt, else (with a warning) the newer of previous.pt and best.pt;
         None when the folder holds none. Unfinished temporary files of an interrupted save are removed. A run
         saved with other ``settings`` raises CheckpointError naming each change; nothing is deleted."""

@@ -1,11 +1,8 @@
 """GAN losses with one interface, so the shared training loop takes any of them.
 
-A loss object has two methods; each returns ``(loss, stats)`` where ``stats`` maps a name to a detached
-0-d tensor for the history (e.g. the mean D(x)); the loop turns the ones it keeps into floats, once per step:
-
-    discriminator_loss(D, real, fake)   # fake is already detached
-    generator_loss(D, fake)             # gradients flow through D into G
-    after_discriminator_step(D)         # optional, called after every D update (weight clipping)
+Every loss is a ``GANLoss``: the loop calls its hooks and nothing else. The two losses return ``(loss, stats)``
+where ``stats`` maps a name to a detached 0-d tensor for the history (e.g. the mean D(x)); the loop turns them
+into floats, once per step.
 
 Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged. Lesson 04 adds the
 Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss;
@@ -18,7 +15,31 @@ import torch
 import torch.nn.functional as F
 
 
-class NonSaturatingLoss:
+class GANLoss:
+    """The hooks ``train`` calls. Subclass it and write the two losses; the rest has defaults."""
+    double_backward = False    # True when discriminator_loss differentiates D's gradient (a penalty)
+
+    def discriminator_loss(self, D, real, fake, scale: float = 1.0):
+        """D's loss on a real and a (detached) fake batch. ``scale``: the fp16 GradScaler's scale (1.0 otherwise),
+        which a gradient penalty needs to take D's gradient without underflow (see ``gradient_penalty``)."""
+        raise NotImplementedError
+
+    def generator_loss(self, D, fake):
+        """G's loss on a fake batch; its gradient flows through D into G."""
+        raise NotImplementedError
+
+    def after_discriminator_step(self, D) -> None:
+        """Called after every D update (WGAN's weight clipping)."""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep to go on exactly (Regularised's lazy schedule); {} for most losses."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class NonSaturatingLoss(GANLoss):
     """The standard GAN loss: D minimises BCE(real -> 1, fake -> 0); G minimises BCE(fake -> 1) = -log D(G(z)).
 
     ``real_label`` < 1 is one-sided label smoothing (Salimans et al., 2016): D aims at e.g. 0.9 on real
@@ -30,7 +51,7 @@ class NonSaturatingLoss:
             raise ValueError(f"real_label={real_label} must lie in (0.5, 1]: it is the target D aims at on real data.")
         self.real_label = real_label
 
-    def discriminator_loss(self, D, real, fake):
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         logits_real, logits_fake = D(real), D(fake)                         # (B, 1) each
         loss = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.real_label))
                 + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
@@ -44,7 +65,7 @@ class NonSaturatingLoss:
         return loss, {"D(G(z)) after D step": torch.sigmoid(logits.detach()).mean()}
 
 
-class WassersteinLoss:
+class WassersteinLoss(GANLoss):
     """WGAN (Arjovsky et al., 2017): the critic minimises E f(G(z)) - E f(x) (maximises the gap); G: -E f(G(z)).
 
     With f 1-Lipschitz the best gap is the Wasserstein-1 distance, recorded as ``"W estimate"``. ``clip=0.01``
@@ -57,7 +78,7 @@ class WassersteinLoss:
             raise ValueError(f"clip={clip} must be a positive number (the paper uses 0.01) or None for no clipping.")
         self.clip = clip
 
-    def discriminator_loss(self, D, real, fake):
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         f_real, f_fake = D(real).mean(), D(fake).mean()                     # D gives (B, 1); 0-d each
         stats = {"W estimate": (f_real - f_fake).detach(), "f(x)": f_real.detach(), "f(G(z))": f_fake.detach()}
         return f_fake - f_real, stats
@@ -102,8 +123,9 @@ def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = No
     it to 1 asks for a critic ~90x flatter than W needs (it is the Lipschitz bound for the max-pixel distance).
 
     Mixed precision: the penalty must see the *unscaled* gradient. In fp16 pass the GradScaler's scale as
-    ``grad_scale`` (``train`` does): the gradient is taken of grad_scale * D(x̂).sum(), so that small values do not
-    underflow in fp16, and divided by grad_scale again before the norm (PyTorch's AMP recipe for gradient
+    ``grad_scale`` (the loop passes it to ``discriminator_loss`` as ``scale``): the gradient is taken of
+    grad_scale * D(x̂).sum(), so that small values do not underflow in fp16, and divided by grad_scale again
+    before the norm (PyTorch's AMP recipe for gradient
     penalties). The caller scales the total loss afterwards.
     """
     _check_norm(norm)
@@ -119,10 +141,9 @@ class WassersteinGPLoss(WassersteinLoss):
 
     The stats add ``"gradient penalty"`` (before the weight) and ``"grad norm at x̂"`` (its mean, ideally ~1).
     The penalty is per sample, so the critic should not use batch norm (layer/instance norm or none).
-    ``grad_scale`` is set by ``train`` to the GradScaler's scale in fp16 (see ``gradient_penalty``).
     """
 
-    grad_scale = 1.0
+    double_backward = True
 
     def __init__(self, gp_weight: float = 10.0, norm: int = 2):
         super().__init__(clip=None)
@@ -131,25 +152,25 @@ class WassersteinGPLoss(WassersteinLoss):
         _check_norm(norm)
         self.gp_weight, self.norm = gp_weight, norm
 
-    def discriminator_loss(self, D, real, fake):
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         loss, stats = super().discriminator_loss(D, real, fake)
-        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm, grad_scale=self.grad_scale)
+        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm, grad_scale=scale)
         stats.update({"gradient penalty": penalty.detach(), "grad norm at x̂": norms.detach().mean()})
         return loss + self.gp_weight * penalty, stats
 
 
-class HingeLoss:
+class HingeLoss(GANLoss):
     """Hinge loss (SAGAN, BigGAN): D minimises E relu(1 - f(x)) + E relu(1 + f(G(z))); G minimises -E f(G(z))."""
 
     generator_loss = WassersteinLoss.generator_loss
 
-    def discriminator_loss(self, D, real, fake):
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         scores_real, scores_fake = D(real), D(fake)                         # (B, 1) each
         loss = F.relu(1 - scores_real).mean() + F.relu(1 + scores_fake).mean()
         return loss, {"f(x)": scores_real.detach().mean(), "f(G(z))": scores_fake.detach().mean()}
 
 
-class Regularised:
+class Regularised(GANLoss):
     """Any loss above plus what modern recipes put around it (lesson 05), behind the same interface.
 
     ``augment`` (e.g. ``gan_lib.augment.DiffAugment``): D sees ``augment(x)`` for real and fake images, in the
@@ -160,30 +181,26 @@ class Regularised:
     by ``every`` so the average strength stays the same; the stats carry the latest ``"R1"`` / ``"R2"`` value.
     """
 
-    grad_scale = 1.0       # set by train() in fp16, as for WassersteinGPLoss
-
     def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
         if r1 < 0 or r2 < 0 or every < 1:
             raise ValueError(f"r1={r1}, r2={r2}, every={every}: the weights must be >= 0 (StyleGAN2 uses r1 of "
                              f"0.01-10 by resolution) and every >= 1 (16 is usual).")
         self.base, self.augment, self.r1, self.r2, self.every = base, augment, r1, r2, every
         self.calls, self.latest = 0, {}
-        if hasattr(base, "after_discriminator_step"):
-            self.after_discriminator_step = base.after_discriminator_step
+        self.double_backward = base.double_backward or bool(r1 or r2)
+        self.after_discriminator_step = base.after_discriminator_step
 
     def _seen_by(self, D):
         """D as the loss sees it: D(augment(x)) when there is an augmentation."""
         return D if self.augment is None else (lambda x: D(self.augment(x)))
 
-    def discriminator_loss(self, D, real, fake):
-        if hasattr(self.base, "grad_scale"):
-            self.base.grad_scale = self.grad_scale
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         D_seen = self._seen_by(D)
-        loss, stats = self.base.discriminator_loss(D_seen, real, fake)
+        loss, stats = self.base.discriminator_loss(D_seen, real, fake, scale)
         if self.calls % self.every == 0:
             for name, gamma, x in (("R1", self.r1, real), ("R2", self.r2, fake)):
                 if gamma:
-                    penalty = input_gradient(D_seen, x, self.grad_scale).flatten(1).square().sum(1).mean()
+                    penalty = input_gradient(D_seen, x, scale).flatten(1).square().sum(1).mean()
                     loss = loss + (gamma / 2 * self.every) * penalty
                     self.latest[name] = penalty.detach()
         self.calls += 1

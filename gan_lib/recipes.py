@@ -1,84 +1,158 @@
-"""The lessons' training recipes by name, for the trainer command (``python -m gan_lib.trainer --recipe ...``).
+"""Every recipe the lessons, the benchmarks and the trainer train, in one place.
 
-    recipe = build("dcgan64", device, width=64)
-    train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise, steps=recipe.steps,
-          **recipe.train_options)
+    recipe = build("dcgan", device, width=64)           # lesson 03's DCGAN; print(recipe) shows what it sets
+    run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
+                until=recipe.steps, options=recipe.options, callbacks=recipe.callbacks())
 
-Each recipe builds G, D, their optimisers and the loss the way its lesson does, with the lesson's full-mode batch
-size and number of steps:
+    dcgan      lesson 03: DCGAN (batch norm in G and D), Adam 2e-4 (0.5, 0.999), BCE, an EMA of G
+    wgan       lesson 04's variants by ``variant``: "GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)",
+               "WGAN-GP" and HW6's "WGAN (HW6: clip 1.0)"
+    modern     lesson 05's rows: the DCGAN plus the ingredients listed in ``ingredients`` (EMA, R1, DiffAugment,
+               hinge, the StyleGAN2-style G with a residual D)
 
-    dcgan64   lesson 03: DCGAN at 64 px, batch norm in G and D, Adam 2e-4 (0.5, 0.999), BCE, batch 128, 6,000 steps
-    wgan-gp   lesson 04: DCGAN G, layer-norm critic, Adam 1e-4 (0, 0.9), WGAN-GP (weight 10), 5 critic steps per
-              G step, batch 64, 6,000 steps
-    modern    lesson 05's last row: StyleGAN2-style G (width // 2) and residual D, Adam 2e-3 (0, 0.99), BCE with lazy
-              R1 (0.1 every 16 steps) and DiffAugment (p 0.2), an EMA of G (half-life 10,000 images), batch 64,
-              20,000 steps (the lesson trains by wall clock instead; this step count is a choice, not a measurement)
+Each builder's keyword defaults are its lesson's full mode on a GPU; ``recipe.settings`` holds every value it was
+built with, which is what a checkpoint folder is keyed by (``Checkpoints(settings=...)``).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 
-from gan_lib.fast import adam
 from gan_lib.augment import DiffAugment
-from gan_lib.losses import NonSaturatingLoss, Regularised, WassersteinGPLoss
-from gan_lib.models import dcgan, gaussian_noise
+from gan_lib.callbacks import EMA, ema_decay
+from gan_lib.fast import adam
+from gan_lib.losses import GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss, WassersteinLoss
+from gan_lib.models import dcgan as dcgan_models, first_attempt_gan, gaussian_noise
 from gan_lib.stylegan import stylegan
-from gan_lib.train import make_ema
+from gan_lib.train import Options
 
 
 @dataclass
 class Recipe:
-    """What one run of a lesson's recipe needs besides the images; G and D are on ``device``."""
+    """What one run needs besides the images; G and D are on the device it was built for."""
     name: str
     G: nn.Module
     D: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    loss: object
+    loss: GANLoss
     noise: Callable[..., torch.Tensor]     # noise(n, generator=None) -> (n, latent_dim, 1, 1) on the CPU
-    batch: int                             # the lesson's batch size (all ranks together under DDP)
-    steps: int                             # the lesson's full-mode generator steps
-    train_options: dict = field(default_factory=dict)   # more keyword arguments for gan_lib.train.train
+    batch: int                             # images per step (all ranks together under DDP)
+    steps: int                             # full-mode steps: train(until=recipe.steps)
+    options: Options = field(default_factory=Options)
+    ema: EMA | None = None                 # sample from recipe.ema.module when there is one
+    settings: dict = field(default_factory=dict)
     image_size: int = 64
+
+    def callbacks(self) -> list:
+        """The callbacks the recipe itself needs (its EMA); add grids, evaluation and checkpoints to them."""
+        return [self.ema] if self.ema is not None else []
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA's averaged G when there is one, else G."""
+        return self.ema.module if self.ema is not None else self.G
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
+        return f"{self.name}: {shown}"
 
 
 def _noise(latent_dim: int):
     return lambda n, generator=None: gaussian_noise(n, latent_dim, generator=generator)   # (n, latent_dim, 1, 1)
 
 
-def _dcgan64(device, width: int) -> Recipe:
-    G, D = (m.to(device) for m in dcgan(64, g_width=width, d_width=width))
-    return Recipe("dcgan64", G, D, adam(G.parameters(), device), adam(D.parameters(), device), NonSaturatingLoss(),
-                  _noise(100), batch=128, steps=6000)
+def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128, steps: int = 6000,
+          lr_g: float = 2e-4, lr_d: float = 2e-4, d_steps: int = 1, ema_half_life: float | None = 10_000,
+          first_attempt: bool = False, latent_dim: int = 100) -> Recipe:
+    """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE; an EMA of G with ``ema_half_life`` images (None: no EMA).
+    ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos."""
+    G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
+                                   dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
+    ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, batch))
+    return Recipe("dcgan", G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
+                  NonSaturatingLoss(), _noise(latent_dim), batch, steps, Options(d_steps=d_steps), ema,
+                  _settings("dcgan", dcgan, locals()), image_size)
 
 
-def _wgan_gp(device, width: int) -> Recipe:
-    G, D = (m.to(device) for m in dcgan(64, g_width=width, d_width=width, d_norm="layer"))
-    opt = lambda model: adam(model.parameters(), device, lr=1e-4, betas=(0.0, 0.9))   # noqa: E731
-    return Recipe("wgan-gp", G, D, opt(G), opt(D), WassersteinGPLoss(gp_weight=10.0), _noise(100), batch=64,
-                  steps=6000, train_options={"d_steps": 5})
+WGAN_VARIANTS = ("GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)", "WGAN-GP", "WGAN (HW6: clip 1.0)")
 
 
-def _modern(device, width: int) -> Recipe:
-    G, D = (m.to(device) for m in stylegan(64, latent_dim=128, width=max(1, width // 2)))
-    opt = lambda model: adam(model.parameters(), device, lr=2e-3, betas=(0.0, 0.99))   # noqa: E731
-    loss = Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", p=0.2), r1=0.1, every=16)
-    return Recipe("modern", G, D, opt(G), opt(D), loss, _noise(128), batch=64, steps=20000,
-                  train_options={"ema": make_ema(G, 0.5 ** (64 / 10_000))})
+def wgan(device="cpu", variant: str = "WGAN-GP", image_size: int = 64, width: int = 64, batch: int = 64,
+         steps: int = 6000, n_critic: int = 5, critic_norm: str = "layer", record_grad_norms: bool = False) -> Recipe:
+    """Lesson 04: a DCGAN pair trained as ``variant``. The critic of the Wasserstein variants uses ``critic_norm``
+    (no batch norm under a per-sample penalty) and takes ``n_critic`` steps per G step (HW6's clip 1.0: 2)."""
+    if variant not in WGAN_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(map(repr, WGAN_VARIANTS))}.")
+    wasserstein = variant.startswith("WGAN")
+    G, D = (m.to(device) for m in dcgan_models(image_size, 100, g_width=width, d_width=width,
+                                                d_norm=critic_norm if wasserstein else "batch"))
+    if variant.startswith("GAN"):
+        opt, loss = lambda m: adam(m.parameters(), device), NonSaturatingLoss()
+    elif variant == "WGAN-GP":
+        opt, loss = lambda m: adam(m.parameters(), device, 1e-4, (0.0, 0.9)), WassersteinGPLoss(gp_weight=10.0)
+    else:
+        clip, lr = (0.01, 5e-5) if variant == "WGAN (clip 0.01)" else (1.0, 1e-4)
+        opt, loss = lambda m: torch.optim.RMSprop(m.parameters(), lr=lr), WassersteinLoss(clip=clip)
+    options = Options(d_steps=(2 if "HW6" in variant else n_critic) if wasserstein else 1,
+                      grad_clip=1.0 if variant == "GAN + grad-norm clip" else None,
+                      record_grad_norms=record_grad_norms)
+    return Recipe("wgan", G, D, opt(G), opt(D), loss, _noise(100), batch, steps, options, None,
+                  _settings("wgan", wgan, locals()), image_size)
 
 
-RECIPES = {"dcgan64": _dcgan64, "wgan-gp": _wgan_gp, "modern": _modern}
+INGREDIENTS = ("+ EMA", "+ R1", "+ DiffAugment", "+ hinge", "+ StyleGAN2 G, residual D")
 
 
-def build(name: str, device="cpu", width: int = 64) -> Recipe:
-    """The recipe called ``name`` with G and D of ``width`` (channels of G's last / D's first layer) on ``device``.
+def modern(device="cpu", ingredients: tuple = INGREDIENTS[:3] + INGREDIENTS[4:], image_size: int = 64,
+           latent_dim: int = 128, dcgan_width: int = 64, style_width: int = 32, batch: int = 64, steps: int = 20_000,
+           ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2) -> Recipe:
+    """Lesson 05: lesson 03's DCGAN plus each of ``ingredients`` (a subset of ``INGREDIENTS``). R1 brings a
+    layer-norm D (a per-sample penalty); the StyleGAN2-style pair trains with Adam 2e-3 (0, 0.99)."""
+    unknown = [name for name in ingredients if name not in INGREDIENTS]
+    if unknown:
+        raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
+    if "+ StyleGAN2 G, residual D" in ingredients:
+        G, D = stylegan(image_size, latent_dim, style_width)
+        opt = lambda m: adam(m.parameters(), device, 2e-3, (0.0, 0.99))          # noqa: E731
+    else:
+        G, D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
+                            d_norm="layer" if "+ R1" in ingredients else "batch")
+        opt = lambda m: adam(m.parameters(), device)                            # noqa: E731
+    G, D = G.to(device), D.to(device)
+    loss = Regularised(HingeLoss() if "+ hinge" in ingredients else NonSaturatingLoss(),
+                       r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every,
+                       augment=DiffAugment("color,translation,cutout", augment_p)
+                       if "+ DiffAugment" in ingredients else None)
+    ema = EMA(G, ema_decay(ema_half_life, batch)) if "+ EMA" in ingredients else None
+    ingredients = list(ingredients)                                              # as settings: JSON
+    return Recipe("modern", G, D, opt(G), opt(D), loss, _noise(latent_dim), batch, steps, Options(), ema,
+                  _settings("modern", modern, locals()), image_size)
+
+
+RECIPES = {"dcgan": dcgan, "wgan": wgan, "modern": modern}
+
+
+def build(name: str, device="cpu", **values) -> Recipe:
+    """The recipe called ``name`` on ``device``, with ``values`` replacing its defaults (e.g. ``width=32``).
     Seed first (``seed_everything``) for the same initial weights."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(map(repr, RECIPES))}.")
-    if width < 1:
-        raise ValueError(f"width={width}: the width is a number of channels, at least 1 (the lessons use 64).")
-    return RECIPES[name](torch.device(device), width)
+    known = set(inspect.signature(RECIPES[name]).parameters) - {"device"}
+    if set(values) - known:
+        raise ValueError(f"recipe {name!r} has no setting {sorted(set(values) - known)}: its settings are "
+                         f"{', '.join(sorted(known))}.")
+    if values.get("width", 1) < 1:
+        raise ValueError(f"width={values['width']}: the width is a number of channels, at least 1 (the lessons "
+                         f"use 64).")
+    return RECIPES[name](torch.device(device), **values)
+
+
+def _settings(name: str, builder, local: dict) -> dict:
+    """The values a builder ran with, for ``Checkpoints(settings=...)``."""
+    return {"recipe": name, **{key: local[key] for key in inspect.signature(builder).parameters
+                               if key not in ("device", "steps")}}        # steps left out: a longer run goes on

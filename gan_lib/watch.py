@@ -1,10 +1,10 @@
 """Watching a GAN train: NaN/inf losses, a discriminator that has won, a generator that has collapsed.
 
-``train`` runs a ``Watch`` by default. Each problem is said once, in plain words, with its likely cause and
-fix, as a warning and in ``history["warnings"]`` as ``[step, text]``. A NaN or infinite loss stops training
+``train`` runs a ``Watch`` callback unless you pass your own. Each problem is said once per run (the set of what
+was said is part of the run's state, so a resumed run does not repeat it), in plain words, with its likely cause
+and fix, as a warning and in ``run.warnings`` as ``[step, text]``. A NaN or infinite loss stops training
 (``TrainingDiverged``; blamed on the data when the step's real batch itself holds NaN/inf) before anything NaN is
-saved, or, with ``Watch(on_nan="rollback")`` and a ``CheckpointManager``, puts the last good checkpoint back
-and returns normally.
+saved, or, with ``Watch(on_nan="rollback")`` and ``Checkpoints``, puts the last good checkpoint back and goes on.
 """
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import warnings
 
 import torch
 
+from gan_lib.train import Callback, Loop
+
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite: the weights are no longer usable."""
 
 
-class Watch:
+class Watch(Callback):
     """Checks run after every training step (cheap: the numbers are already on the CPU; the spread of a batch
     is measured every ``every`` steps).
 
@@ -36,6 +38,34 @@ class Watch:
         self.collapse_below, self.collapsed_for = collapse_below, collapsed_for
         self.said: set[str] = set()
         self._low_spread = 0
+
+    order = -10                                         # first: a NaN step stops before anything else sees it
+
+    def on_step(self, loop: Loop) -> None:
+        if loop.skipped:                                # fp16: the GradScaler skipped the update, not a NaN
+            return
+        why = self.non_finite(loop.run.step, loop.numbers, loop.reals)
+        if why is not None:
+            self._diverged(why, loop)
+        self.check(loop.run.step, loop.run, loop.fake, loop.real)
+
+    def state_dict(self) -> dict:
+        return {"said": sorted(self.said), "low_spread": self._low_spread}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.said, self._low_spread = set(state["said"]), int(state["low_spread"])
+
+    def _diverged(self, why: str, loop: Loop) -> None:
+        """Stop with ``TrainingDiverged`` (saying whether a good checkpoint is there), or put the last good
+        checkpoint back (``on_nan="rollback"``) and go on from it."""
+        from gan_lib.checkpoints import Checkpoints, restore
+        state, where = _last_good(loop.find(Checkpoints), loop.run.step, self.on_nan == "rollback")
+        if state is None or self.on_nan != "rollback":
+            raise TrainingDiverged(why + where)
+        restore(state, loop)
+        loop.run.warnings.append([loop.run.step, why])
+        warnings.warn(f"{why} Rolled back to the checkpoint of step {loop.run.step}: G, D, the optimisers and the "
+                      f"random state are as they were then; change the cause before training on.", stacklevel=4)
 
     @staticmethod
     def non_finite(step: int, numbers: dict[str, float], real: torch.Tensor | list | None = None) -> str | None:
@@ -59,16 +89,15 @@ class Watch:
                 f"losses (they work on logits), or train in bf16/fp32, then resume from a checkpoint saved before "
                 f"this step (or start again).")
 
-    def _say(self, kind: str, step: int, text: str, history: dict) -> None:
+    def _say(self, kind: str, step: int, text: str, run) -> None:
         if kind not in self.said:
             self.said.add(kind)
-            history.setdefault("warnings", []).append([step, text])
-            warnings.warn(f"step {step}: {text}", stacklevel=3)
+            run.warnings.append([step, text])
+            warnings.warn(f"step {step}: {text}", stacklevel=4)
 
-    def check(self, step: int, history: dict, fake: torch.Tensor | None = None,
-              real: torch.Tensor | None = None) -> None:
-        """Look at the history (and every ``every`` steps at a fake and a real batch); warn once per problem."""
-        d_real, d_fake = history.get("D(x)", []), history.get("D(G(z)) before D step", [])
+    def check(self, step: int, run, fake: torch.Tensor | None = None, real: torch.Tensor | None = None) -> None:
+        """Look at the run's history (and every ``every`` steps at a fake and a real batch); warn once per problem."""
+        d_real, d_fake = run.history.get("D(x)", []), run.history.get("D(G(z)) before D step", [])
         if len(d_real) >= self.d_won_for and len(d_fake) >= self.d_won_for:
             mean_real = sum(d_real[-self.d_won_for:]) / self.d_won_for
             mean_fake = sum(d_fake[-self.d_won_for:]) / self.d_won_for
@@ -77,7 +106,7 @@ class Watch:
                     f"D has won: for {self.d_won_for} steps D(x) ≈ {mean_real:.2f} and D(G(z)) ≈ {mean_fake:.2f}, "
                     f"so G gets almost no gradient and stops improving. Likely cause: D learns faster than G "
                     f"(higher learning rate, more D steps, a larger D). Fix: give both the same learning rate, "
-                    f"use d_steps=1, one-sided label smoothing (real_label=0.9), or WGAN-GP (lesson 04)."), history)
+                    f"use d_steps=1, one-sided label smoothing (real_label=0.9), or WGAN-GP (lesson 04)."), run)
         if fake is None or real is None or step % self.every:
             return
         spread_fake = fake.detach().float().std(dim=0).mean()
@@ -89,4 +118,32 @@ class Watch:
                 f"G has collapsed: its images differ from each other only {ratio:.0%} as much as real ones do, "
                 f"so most noise vectors give the same picture (mode collapse). Likely cause: D too weak or too "
                 f"strong, or a learning rate too high. Fix: resume from an earlier checkpoint, lower G's "
-                f"learning rate, or try WGAN-GP (lesson 04)."), history)
+                f"learning rate, or try WGAN-GP (lesson 04)."), run)
+
+
+def _last_good(checkpoints, step: int, rollback: bool) -> tuple[dict | None, str]:
+    """The newest checkpoint to go back to after the loss turned NaN/inf at ``step`` (Checkpoints.load()'s choice when
+    rolling back, else last.pt), or None when it is missing, unreadable, not from before ``step`` or already
+    holds NaN/inf weights; and a sentence saying which."""
+    from gan_lib.checkpoints import CheckpointError, load_checkpoint
+    if checkpoints is None:
+        return None, ""
+    folder = checkpoints.folder
+    try:
+        state = checkpoints.load() if rollback else load_checkpoint(folder / "last.pt")
+    except FileNotFoundError:
+        state = None
+    except CheckpointError as error:
+        return None, f" There is no good checkpoint to go back to: {error}"
+    if state is None:
+        return None, f" There is no checkpoint to go back to: none was saved in {folder} before step {step}."
+    saved = state.get("step", -1)
+    if saved >= step:
+        return None, (f" There is no good checkpoint to go back to: the one in {folder} is of step {saved}, not "
+                      f"from before step {step} (another run in the same folder saved it).")
+    bad = [f"{part}.{name}" for part in ("G", "D") for name, value in state.get(part, {}).items()
+           if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        return None, (f" There is no good checkpoint to go back to: the one in {folder} (step {saved}) already "
+                      f"holds NaN/inf weights ({', '.join(bad[:3])}), so start again after the fix.")
+    return state, f" Nothing NaN was saved: the last checkpoint in {folder} (step {saved}) is still good."

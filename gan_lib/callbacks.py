@@ -1,0 +1,127 @@
+"""What ``train`` does around the steps, one object each (``Watch`` is in ``gan_lib.watch``, ``Checkpoints`` in
+``gan_lib.checkpoints``, ``LiveView`` and ``TensorBoard`` in ``gan_lib.live``):
+
+    EMA(G, decay)              an exponential moving average of G's weights: sample from ``ema.module``
+    Grids(z, every)            G's (or the EMA's) images on the same fixed noise every ``every`` steps
+    Evaluate(fn, every)        numbers every ``every`` steps (KID, a face rate), kept in ``run.evals``; with
+                               ``Checkpoints(keep_best_by=...)`` the best one is kept as best.pt
+    Budget(seconds)            stop once the run has trained this long (summed over sessions)
+
+Each keeps its state in ``state_dict()``, which ``Checkpoints`` saves with the run and puts back on resume.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchvision.utils import save_image
+
+from gan_lib.train import Callback, Loop, sample
+from gan_lib.trainer.distributed import is_main
+
+
+def ema_decay(half_life: float, batch: int) -> float:
+    """The decay whose average halves its memory every ``half_life`` images at ``batch`` images per step."""
+    if not half_life > 0 or batch < 1:
+        raise ValueError(f"half_life={half_life}, batch={batch}: both must be positive (10,000 images is usual).")
+    return 0.5 ** (batch / half_life)
+
+
+class EMA(Callback):
+    """An exponential moving average of G (weights and batch-norm buffers, ``torch.optim.swa_utils``), updated after
+    every step: ``ema = decay * ema + (1 - decay) * G``. The averaged G is ``ema.module``."""
+
+    def __init__(self, G: torch.nn.Module, decay: float = 0.999):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"decay={decay}: an EMA decay lies strictly between 0 and 1 (0.999 is usual).")
+        self.decay = decay
+        self.model = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.model.module
+
+    def on_step(self, loop: Loop) -> None:
+        self.model.update_parameters(loop.G)
+
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+
+
+class Grids(Callback):
+    """G's images on ``fixed_noise`` every ``every`` steps, kept in ``samples`` as ``[(step, (N, C, H, W))]``.
+
+    fixed_noise  the same z for every grid, e.g. ``noise(64)``
+    every        steps between grids
+    model        what to sample: an ``EMA`` callback (its averaged G) or a module; None: the G being trained
+    folder       also write each grid there as step_000500.png; None: keep them in memory only
+    keep         how many of the newest grids to keep (1 keeps checkpoints small); None: all
+    """
+
+    def __init__(self, fixed_noise: torch.Tensor, every: int, model=None, folder: str | Path | None = None,
+                 keep: int | None = None):
+        if every < 1 or (keep is not None and keep < 1):
+            raise ValueError(f"every={every}, keep={keep}: take a grid every >= 1 steps and keep >= 1 (or None).")
+        self.fixed_noise, self.every, self.model, self.keep = fixed_noise.detach().cpu(), every, model, keep
+        self.folder = None if folder is None else Path(folder)
+        self.samples: list[tuple[int, torch.Tensor]] = []
+
+    def on_step(self, loop: Loop) -> None:
+        if loop.run.step % self.every:
+            return
+        model = self.model.module if isinstance(self.model, EMA) else self.model or loop.G
+        self.samples.append((loop.run.step, sample(model, self.fixed_noise)))
+        if self.keep is not None:
+            del self.samples[:-self.keep]
+        if self.folder is not None and is_main():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_image(self.samples[-1][1], self.folder / f"step_{loop.run.step:06d}.png",
+                       nrow=int(len(self.fixed_noise) ** 0.5), normalize=True, value_range=(-1, 1))
+
+    def state_dict(self) -> dict:
+        return {"fixed_noise": self.fixed_noise, "samples": [[step, images] for step, images in self.samples]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fixed_noise = state["fixed_noise"]
+        self.samples = [(int(step), images) for step, images in state["samples"]]
+
+
+class Evaluate(Callback):
+    """``fn(step) -> {"kid_mean": 0.02, ...}`` every ``every`` steps, kept in ``run.evals``. Its time is not counted
+    as training. Under DDP only rank 0 evaluates, while the others wait at the next step."""
+
+    def __init__(self, fn: Callable[[int], dict], every: int):
+        if every < 1:
+            raise ValueError(f"every={every}: evaluate every >= 1 steps (evaluations are slow: hundreds).")
+        self.fn, self.every = fn, every
+
+    def on_step(self, loop: Loop) -> None:
+        if loop.run.step % self.every or not is_main():
+            return
+        with loop.paused():
+            loop.metrics = {name: float(value) for name, value in self.fn(loop.run.step).items()}
+        loop.run.evals.append({"step": loop.run.step, **loop.metrics})
+
+
+class Budget(Callback):
+    """Stop once ``run.seconds`` (training time, summed over sessions) reaches ``seconds``; a run already past it
+    trains no step. Pair it with ``until=None`` to train by the clock alone."""
+
+    def __init__(self, seconds: float):
+        if not seconds >= 0:
+            raise ValueError(f"seconds={seconds}: a budget is a number of seconds >= 0.")
+        self.seconds = seconds
+
+    def on_start(self, loop: Loop) -> None:
+        if loop.run.seconds >= self.seconds:
+            loop.stop = f"the budget of {self.seconds:,.0f} s of training was already spent"
+
+    def on_step(self, loop: Loop) -> None:
+        loop.tick()
+        if loop.run.seconds >= self.seconds:
+            loop.stop = f"the budget of {self.seconds:,.0f} s of training is spent"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 MNIST_ASSETS = Path(__file__).resolve().parent / "assets" / "mnist"   # package data: in the wheel too
 MNIST_SUBSET = MNIST_ASSETS / "mnist-2k.npz"
@@ -66,3 +66,17 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
         images, labels = images[keep], labels[keep]
     x = to_unit_range(images).unsqueeze(1)  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [-1, 1]
     return TensorDataset(x, labels), source
+
+
+class FaceTensor(Dataset):
+    """Faces held in memory as uint8 (N, 3, H, W); item i is image i as float32 (3, H, W) in [-1, 1]."""
+
+    def __init__(self, images_uint8: torch.Tensor, source: str):
+        self.images_uint8, self.source = images_uint8, source
+        self.skipped: list[tuple[Path, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.images_uint8)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return to_unit_range(self.images_uint8[i])  # (3, H, W) uint8 -> float in [-1, 1]

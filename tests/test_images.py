@@ -13,7 +13,9 @@ from torch.utils.data import DataLoader
 from conftest import SHARED_DATA
 from gan_lib import images
 from gan_lib.io import downloads
-from gan_lib.images import FaceFolder, copy_to_local, load_faces
+from gan_lib.images import load_faces
+from gan_lib.io import image_files
+from gan_lib.io.image_files import FaceFolder, copy_to_local
 from gan_lib.io.synthetic_faces import cartoon_faces, write_cartoon_faces
 
 
@@ -186,7 +188,7 @@ def test_cached_epochs_decode_nothing(tmp_path, monkeypatch):
     _faces(tmp_path, 4)
     ds, _ = _load(tmp_path, size=16, workers=2)
     assert ds.images_uint8.shape == (4, 3, 16, 16) and ds.images_uint8.dtype == torch.uint8
-    monkeypatch.setattr(images, "_decode", lambda *a: pytest.fail("decoded during an epoch"))
+    monkeypatch.setattr(image_files, "_decode", lambda *a: pytest.fail("decoded during an epoch"))
     batch = next(iter(DataLoader(ds, batch_size=4)))
     assert torch.equal(batch, ds.images_uint8.float() / 127.5 - 1)
 

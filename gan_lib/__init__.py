@@ -1,37 +1,30 @@
 """gan_lib: the small helper library behind the GAN course kit.
 
-Each module holds one concern; lessons import what they need:
+The core (the modules here) is what the lessons import to build and train; read models, losses and train first:
 
-    runtime          smoke mode, device choice, seeding, where a lesson runs (Colab, Kaggle, local)
-    data             MNIST scaled to [-1, 1], with an offline fallback
-    images           folders of face images (flat or nested, bad files counted), where lesson 03 gets faces
-    synthetic_faces  generated cartoon faces: the offline fallback
-    downloads        downloads with checksums, safe archive extraction
-    models           model factories: MLP GAN (lesson 02), DCGAN 64/96 px (lessons 03-04)
-    stylegan         lesson 05: a StyleGAN2-style generator and a residual discriminator (minibatch stddev)
-    losses           GAN losses behind one interface: non-saturating BCE, WGAN, WGAN-GP, hinge; Regularised
-                     (lazy R1/R2, an augmentation applied to everything D sees)
-    augment          DiffAugment: differentiable colour, translation, cutout with probability p
-    fast             the fast path: batches cut on the GPU from decoded images, precision, cudnn settings
-    train            the one training loop lessons 02+ share
-    watch            divergence: NaN/inf, a discriminator that has won, a collapsed generator
-    live             the live training view (curves and the latest grid, redrawn in place); TensorBoard logging
-    checkpoints      atomic saves, safe loads, resume
-    metrics          numbers: 1-D W1, the Fréchet distance
-    digits           mode coverage of MNIST generators (a small digit classifier)
-    image_metrics    AFD (anime-face detection rate), diversity, the FID Inception (offline), FID/KID
-    evaluate         one evaluator: FID, KID, precision/recall, AFD, diversity, memorisation vs real-vs-real
-    grade            grade a folder of HW6 submissions: CSV and HTML leaderboard
-    submission       the NTU HW6 submission: write, pack, validate
-    explore          seeded samples, top-k, slerp, the latent explorer, animations
-    plots            the figures the lessons show
-    lessons          run lessons headless (benchmarks, tests, demos), student versions, clean notebooks
-    checks           auto-checks a student runs on their exercise answers
-    distributed      several GPUs: DDP under torchrun (ranks, wrapping, SyncBatchNorm)
-    recipes          the lessons' recipes by name (G, D, optimisers, loss, batch, steps)
-    trainer          the command: python -m gan_lib.trainer --recipe dcgan64 --out DIR (torchrun too)
+    runtime      smoke mode, device choice, seeding, where a lesson runs (Colab, Kaggle, local)
+    data         MNIST scaled to [-1, 1] with an offline fallback; faces held in memory (FaceTensor)
+    images       where the faces come from: your folder, a known folder, a download, or generated ones
+    models       MLP GAN (lesson 02), DCGAN 64/96 px (lessons 03-04)
+    stylegan     lesson 05: a StyleGAN2-style generator and a residual discriminator
+    losses       GANLoss and its losses: non-saturating BCE, WGAN, WGAN-GP, hinge; Regularised (R1/R2, DiffAugment)
+    augment      DiffAugment: differentiable colour, translation, cutout with probability p
+    train        the one training loop: train(...) -> Run, its Options, the Callback protocol
+    callbacks    EMA, fixed-noise Grids, Evaluate (keep-best), Budget (a wall-clock stop)
+    watch        the Watch callback: NaN/inf, a discriminator that has won, a collapsed generator
+    checkpoints  the Checkpoints callback: atomic saves, the one resume, remembered scores
+    live         the LiveView and TensorBoard callbacks
+    plots        the figures the lessons show
+    explore      seeded samples, top-k, slerp, the latent explorer, animations
+    metrics      numbers: 1-D W1, the Fréchet distance
+    recipes      every lesson's recipe by name (G, D, optimisers, loss, options, EMA, settings)
+    fast         batches cut on the device from uint8 images, precision, cudnn settings, compile
+
+Subpackages, named for who uses them: ``eval`` (FID/KID, precision/recall, AFD, digit coverage), ``hw6`` (the
+submission and the class grader), ``teach`` (headless lessons, student versions, exercise checks), ``trainer``
+(``python -m gan_lib.trainer`` and DDP), ``io`` (downloads, checkpoint files, robust image folders).
 """
 from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
 
 __all__ = ["by_mode", "pick_device", "seed_everything", "smoke_mode"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -4,6 +4,7 @@ process takes with B; checkpoints move between 1 and 2 processes; a rank that fa
 """
 import multiprocessing
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -13,12 +14,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gan_lib.trainer import command as trainer, distributed
-from gan_lib.checkpoints import CheckpointManager, load_checkpoint, restore_training_state
+from gan_lib.callbacks import Evaluate, Grids
+from gan_lib.checkpoints import Checkpoints, load_checkpoint
 from gan_lib.fast import ImageBatches
-from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
 from gan_lib.io.synthetic_faces import cartoon_faces
-from gan_lib.train import train
+from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
+from gan_lib.train import Callback, Options, train
+from gan_lib.trainer import command as trainer, distributed
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods() or not torch.distributed.is_available()
@@ -37,12 +39,13 @@ def _toy(seed=0):
     return G, D, adam(G), adam(D), torch.randn(48, 6, generator=torch.Generator().manual_seed(1))   # (48, 6)
 
 
-class SharedNoise:
+class SharedNoise(Callback):
     """noise(n) on rank r of N: rows r*n ... (r+1)*n - 1 of one (N*n, 4) draw per call, the same draw on every
-    rank and in one process: together the ranks see the noise a single process with batch N*n sees."""
+    rank and in one process: together the ranks see the noise a single process with batch N*n sees. As a callback
+    it keeps its count of calls in the checkpoint, so a resumed run (on 1 or N processes) draws the next ones."""
 
-    def __init__(self, calls=0):
-        self.calls = calls
+    def __init__(self):
+        self.calls = 0
 
     def __call__(self, n):
         gen = torch.Generator().manual_seed(1000 + self.calls)
@@ -50,23 +53,37 @@ class SharedNoise:
         r, size = distributed.rank(), distributed.world_size()
         return torch.randn(size * n, 4, generator=gen)[r * n:(r + 1) * n]      # (n, 4)
 
+    def state_dict(self):
+        return {"calls": self.calls}
 
-def _run(steps, folder=None, resume=None, sample_dir=None, loss=None, d_steps=1, evaluate_every=0):
-    """Train the toy GAN `steps` steps as this process's rank (or alone), from scratch or from checkpoint `resume`."""
+    def load_state_dict(self, state):
+        self.calls = state["calls"]
+
+
+def _run(until, folder=None, sample_dir=None, loss=None, d_steps=1, evaluate_every=0):
+    """Train the toy GAN up to step ``until`` as this process's rank (or alone), with checkpoints in ``folder``:
+    from scratch, or from the run ``folder`` already holds (Checkpoints loads it on every rank)."""
     G, D, opt_g, opt_d, data = _toy()
     batches = ImageBatches(data, B // distributed.world_size(), rank=distributed.rank(),
                            world_size=distributed.world_size())
-    history = None
-    if resume is not None:
-        history = restore_training_state(load_checkpoint(resume), G, D, opt_g, opt_d, extras={"data": batches},
-                                         rng=False)["history"]
-    manager = CheckpointManager(folder, every=2) if folder else None
-    history = train(distributed.wrap(G, "cpu"), distributed.wrap(D, "cpu"), opt_g, opt_d, batches,
-                    loss or NonSaturatingLoss(), SharedNoise(history["step"] * d_steps if history else 0),
-                    steps=steps, d_steps=d_steps, history=history, progress=False, checkpoints=manager,
-                    extras={"data": batches}, fixed_noise=torch.zeros(4, 4), sample_every=2, sample_dir=sample_dir,
-                    watch=False, evaluate=lambda step: {"score": float(step)}, evaluate_every=evaluate_every)
-    return {"G": G.state_dict(), "D": D.state_dict(), "step": history["step"], "evals": history.get("evals", [])}
+    noise = SharedNoise()
+    callbacks = [noise, Grids(torch.zeros(4, 4), every=2, folder=sample_dir)]
+    if folder is not None:
+        callbacks.append(Checkpoints(folder, every=2))
+    if evaluate_every:
+        callbacks.append(Evaluate(lambda step: {"score": float(step)}, every=evaluate_every))
+    run = train(distributed.wrap(G, "cpu"), distributed.wrap(D, "cpu"), opt_g, opt_d, batches,
+                loss or NonSaturatingLoss(), noise, until, options=Options(d_steps=d_steps, progress=False),
+                callbacks=callbacks)
+    return {"G": G.state_dict(), "D": D.state_dict(), "step": run.step, "resumed_from": run.resumed_from,
+            "evals": run.evals}
+
+
+def _from(checkpoint, folder):
+    """A run folder whose last.pt is a copy of ``checkpoint`` (to resume a step-2 checkpoint on 1 or 2 ranks)."""
+    folder.mkdir(parents=True)
+    shutil.copyfile(checkpoint, folder / "last.pt")
+    return folder
 
 
 def _join_group(rank, port):
@@ -95,12 +112,12 @@ def _two_ranks(target, *args):
 
 
 def _ddp_runs(rank, port, out):
-    """On each rank: 4 steps from scratch (checkpoints and samples written in this rank's own folders), 2 steps on
-    from the one-process checkpoint of step 2, and 2 WGAN-GP steps (double backward through DDP)."""
+    """On each rank: 4 steps from scratch (checkpoints and samples written in this rank's own folders), from the
+    one-process checkpoint of step 2 on to step 4, and 2 WGAN-GP steps (double backward through DDP)."""
     _join_group(rank, port)
     results = {"scratch": _run(4, out / f"checkpoints_rank{rank}", sample_dir=out / f"samples_rank{rank}",
                                evaluate_every=2),
-               "resumed": _run(2, resume=out / "one_process" / "last.pt"),
+               "resumed": _run(4, out / "from_one_process"),
                "wgan-gp": _run(2, loss=WassersteinGPLoss(), d_steps=2)}
     torch.save(results, out / f"rank{rank}.pt")
     distributed.cleanup()
@@ -109,12 +126,13 @@ def _ddp_runs(rank, port, out):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One process: 4 steps straight, and 2 steps with a checkpoint; then the 2-rank runs; then one process again,
-    2 steps on from the 2-rank run's checkpoint of step 2."""
+    from the 2-rank run's checkpoint of step 2 on to step 4."""
     out = tmp_path_factory.mktemp("ddp")
     single = {"straight": _run(4), "half": _run(2, folder=out / "one_process")}
+    _from(out / "one_process" / "last.pt", out / "from_one_process")
     assert _two_ranks(_ddp_runs, out) == [0, 0]
     ranks = [torch.load(out / f"rank{r}.pt") for r in range(2)]
-    single["from_ddp"] = _run(2, resume=out / "checkpoints_rank0" / "previous.pt")
+    single["from_ddp"] = _run(4, _from(out / "checkpoints_rank0" / "previous.pt", out / "from_ddp"))
     return out, single, ranks
 
 
@@ -146,7 +164,10 @@ def test_only_rank_0_writes_and_a_2_rank_checkpoint_resumes_in_one_process(runs)
     assert sorted(p.name for p in (out / "samples_rank0").iterdir()) == ["step_000002.png", "step_000004.png"]
     state = load_checkpoint(out / "checkpoints_rank0" / "previous.pt")
     assert state["step"] == 2 and not any(k.startswith("module.") for k in state["G"])   # the plain model's keys
-    assert state["extras"]["data"]["position"] == 2 * B        # rows taken by both ranks together
+    assert state["data"]["position"] == 2 * B                  # rows taken by both ranks together
+    assert state["run"]["callbacks"]["SharedNoise"] == {"calls": 2} and state["run"]["evals"] == [
+        {"step": 2, "score": 2.0}]
+    assert single["from_ddp"]["resumed_from"] == 2 and single["from_ddp"]["step"] == 4
     _assert_same(single["from_ddp"]["G"], single["straight"]["G"])
     _assert_same(single["from_ddp"]["D"], single["straight"]["D"])
 
@@ -160,8 +181,9 @@ def test_only_rank_0_evaluates(runs):
 def test_a_one_process_checkpoint_resumes_on_two_ranks(runs):
     _, single, ranks = runs
     for r in range(2):
-        assert ranks[r]["resumed"]["step"] == 4
+        assert (ranks[r]["resumed"]["resumed_from"], ranks[r]["resumed"]["step"]) == (2, 4)
         _assert_same(ranks[r]["resumed"]["G"], single["straight"]["G"])
+        _assert_same(ranks[r]["resumed"]["D"], single["straight"]["D"])
 
 
 def test_image_batches_split_one_permutation_over_the_ranks():
@@ -198,7 +220,7 @@ def _trainer_with_a_failing_rank(rank, port, faces, out):
                 raise OSError("injected read error")
             return plain(self)
         ImageBatches.__next__ = broken
-    code = trainer.main(["--recipe", "dcgan64", "--data", str(faces), "--out", str(out / "run"), "--steps", "6",
+    code = trainer.main(["--recipe", "dcgan", "--data", str(faces), "--out", str(out / "run"), "--steps", "6",
                          "--batch", "8", "--width", "4", "--no-progress"])
     sys.stderr.flush()
     os._exit(code)
@@ -215,3 +237,37 @@ def test_a_rank_that_fails_stops_the_others_with_one_sentence(tmp_path):
     assert "rank 1 of 2 failed: OSError: injected read error" in said[1]
     assert "failed:" not in said[0] and "rank 0 of 2 stopped because another rank failed" in said[0]
     assert "Traceback" not in said[0] + said[1]
+
+
+def _trainer_on_two_ranks(rank, port, faces, out, steps):
+    """The trainer command with --resume on 2 ranks; each rank's stdout and stderr go to files of their own."""
+    _join_group(rank, port)
+    sys.stdout = open(out / f"stdout{rank}_{steps}.txt", "w", buffering=1)
+    sys.stderr = open(out / f"stderr{rank}_{steps}.txt", "w", buffering=1)
+    code = trainer.main(["--recipe", "dcgan", "--data", str(faces), "--out", str(out / "run"), "--steps", str(steps),
+                         "--batch", "8", "--width", "4", "--sample-every", "2", "--device", "cpu", "--no-progress",
+                         "--resume"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def test_the_command_trains_on_two_ranks_and_its_run_moves_between_1_and_2_processes(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, face in enumerate(cartoon_faces(16, 64)):
+        Image.fromarray(face.permute(1, 2, 0).numpy()).save(faces / f"{i}.png")
+    said = lambda r, steps: (tmp_path / f"stdout{r}_{steps}.txt").read_text()           # noqa: E731
+    assert _two_ranks(_trainer_on_two_ranks, faces, tmp_path, 2) == [0, 0]               # fresh: --resume, empty
+    assert "dcgan on 2 process(es), cpu, fp32, batch 8 (4 per process)" in said(0, 2) and said(1, 2) == ""
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 2
+    assert trainer.main(["--recipe", "dcgan", "--data", str(faces), "--out", str(tmp_path / "run"), "--steps", "3",
+                         "--batch", "8", "--width", "4", "--sample-every", "2", "--device", "cpu", "--no-progress",
+                         "--resume"]) == 0                                              # on in one process
+    assert _two_ranks(_trainer_on_two_ranks, faces, tmp_path, 4) == [0, 0]               # and on 2 ranks again
+    assert said(0, 4).count("resumed at step 3") == 1 and said(1, 4) == ""               # rank 0 speaks
+    G, D, run = trainer.load_run(tmp_path / "run")
+    assert run.step == 4 and run.resumed_from is None and len(run.history["loss_d"]) == 4
+    assert [s for s, _ in run.callbacks["Grids"]["samples"]] == [4] and int(run.callbacks["EMA"]["n_averaged"]) == 4
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    assert "Traceback" not in "".join((tmp_path / f"stderr{r}_{s}.txt").read_text() for r in range(2) for s in (2, 4))

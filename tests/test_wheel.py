@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import gan_lib, gan_lib.data, gan_lib.eval.digits
+import gan_lib.hw6.submission, gan_lib.io.files, gan_lib.teach.lessons, gan_lib.trainer.command, gan_lib.recipes
 from pathlib import Path
-assert "{root}" not in gan_lib.__file__, gan_lib.__file__          # the installed copy, not the checkout
+for module in (gan_lib, gan_lib.eval.digits, gan_lib.trainer.command):   # the installed copy, not the checkout
+    assert "{root}" not in module.__file__, module.__file__
 images, labels = gan_lib.data.load_mnist_subset()
 ds, source = gan_lib.data.load_mnist(root="data", download=False)
 clf = gan_lib.eval.digits.load_digit_classifier()
@@ -39,6 +41,17 @@ def test_the_wheel_holds_the_files_lessons_load(wheel):
     for name in ("gan_lib/assets/mnist/mnist-2k.npz", "gan_lib/assets/mnist/digit-classifier.pt",
                  "gan_lib/assets/mnist/README.md", "gan_lib/train.py"):
         assert name in names, f"{name} is not in {wheel.name}: list it in [tool.setuptools.package-data]."
+
+
+def test_the_wheel_holds_every_module_of_every_subpackage(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "gan_lib").rglob("*.py")
+                     if "__pycache__" not in p.parts)
+    assert {"gan_lib/eval/digits.py", "gan_lib/hw6/grade.py", "gan_lib/io/files.py", "gan_lib/teach/lessons.py",
+            "gan_lib/trainer/__main__.py"} <= set(modules)
+    missing = [name for name in modules if name not in names]
+    assert not missing, (f"{', '.join(missing)} not in {wheel.name}: each subpackage needs an __init__.py "
+                         f"([tool.setuptools.packages.find] includes gan_lib*).")
 
 
 def test_an_installed_wheel_loads_the_classifier_and_subset_outside_the_checkout(wheel, tmp_path):

@@ -1,15 +1,16 @@
 """Several GPUs training one GAN together: PyTorch's DistributedDataParallel (DDP), launched by ``torchrun``.
 
-    torchrun --nproc_per_node 2 -m gan_lib.trainer --recipe dcgan64 --data faces/ --out runs/dcgan --steps 12000
+    torchrun --nproc_per_node 2 -m gan_lib.trainer --recipe dcgan --data faces/ --out runs/dcgan --steps 12000
 
 ``torchrun`` starts one process (a *rank*) per GPU and tells each its ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``
 through the environment. ``setup()`` reads them, joins the process group (NCCL on GPUs, gloo on CPUs) and returns
 this rank's device. Every rank holds a full copy of G and D (``wrap``) and trains on its own slice of each batch
 (``ImageBatches(rank=, world_size=)``); in backward DDP *averages* the gradients over the ranks, so every copy
 takes the same optimiser step. The losses are means over the batch, so N ranks with B/N images each take the step
-one process takes with B images: the run is the same, only faster. ``train`` writes checkpoints, sample grids and
-the progress bar on rank 0 only (``is_main()``), and saves the plain models (``unwrap``), so a checkpoint made by N
-processes loads in one and the other way round.
+one process takes with B images: the run is the same, only faster. ``train`` hands its callbacks the plain models
+(``unwrap``) and keeps D's gradients local during G's update (``no_sync``: they are thrown away); ``Checkpoints``,
+``Grids`` and ``Evaluate`` write and score on rank 0 only (``is_main()``), as does the progress bar, and a checkpoint
+holds the plain models, so one made by N processes loads in one and the other way round.
 
 Batch norm: under DDP each rank would normalise with the statistics of its own B/N images. On CUDA ``wrap`` turns
 batch-norm layers into ``SyncBatchNorm``, whose statistics cover all B images, as in one process. SyncBatchNorm

@@ -1,5 +1,6 @@
 """Lesson 04 as an instructor uses it: variants already trained in the checkpoint folder are loaded, not retrained,
-their training time comes from the history, and a changed setting is refused instead of silently reloaded."""
+nor rescored; their training time is the one their run saved, and a changed setting is refused instead of silently
+reloaded."""
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,14 @@ def test_a_second_session_loads_every_run_and_refuses_changed_settings(tmp_path)
     assert len(rows) == 4 and first["features"] == "pixels"                # smoke mode: pooled pixels
     assert all({"fid", "fid_real", "kid_mean", "recall", "diversity_real"} <= row.keys() for row in rows.values())
     assert first["table"].splitlines()[2].startswith("real vs real")
+    assert sorted(first["scored"]) == sorted(rows)                         # each variant scored once, this session
     second = run_notebook(NOTEBOOK, parameters=common, smoke=True)
     assert {name: step for name, step in second["resumed_from"].items() if step != 2} == {
         "study_wganclip001": 1, "study_wganhw6clip10": 1, "study_wgangp": 1}              # every run loaded
     saved = {name: load_checkpoint(tmp_path / "".join(ch for ch in name.lower() if ch.isalnum()) / "last.pt")
-             ["history"]["train_seconds"] for name in first["seconds"]}
-    assert second["seconds"] == saved                   # exactly the training time saved, not re-timed nor load time
+             ["run"]["seconds"] for name in first["seconds"]}
+    assert second["seconds"] == saved == first["seconds"]   # exactly the time saved: not re-timed, no load time
+    assert second["scored"] == []                           # no score computed: each read back from its last.pt ...
+    assert second["rows"] == rows and second["table"] == first["table"]                  # ... and the same numbers
     with pytest.raises(CellExecutionError, match=r"trained with other settings \(.*width 16 -> 8"):
         run_notebook(NOTEBOOK, parameters=dict(common, WIDTH=8), smoke=True)

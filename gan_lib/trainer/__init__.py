@@ -1,2 +1,2 @@
-"""The trainer command, ``python -m gan_lib.trainer --recipe dcgan64 --out DIR`` (``torchrun`` for several GPUs):
+"""The trainer command, ``python -m gan_lib.trainer --recipe dcgan --out DIR`` (``torchrun`` for several GPUs):
 ``command`` parses and runs it, ``distributed`` holds the DDP helpers (ranks, wrapping, SyncBatchNorm)."""

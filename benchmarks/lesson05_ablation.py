@@ -25,7 +25,7 @@ ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D"]
 # and R1 every 4 steps, since a row makes so few steps; N = 200 generated images per row against 600 real ones (FID
 # is biased at this N: read it against the real-vs-real row), on the TF FID Inception (about 0.16 s per image on
 # 2 idle cores) unless --pixels.
-CPU = {"BUDGET_S": 120, "CHUNK": 5, "BATCH": 32, "DCGAN_WIDTH": 16, "STYLE_WIDTH": 4, "EMA_HALF_LIFE": 500,
+CPU = {"BUDGET_S": 120, "BATCH": 32, "DCGAN_WIDTH": 16, "STYLE_WIDTH": 4, "EMA_HALF_LIFE": 500,
        "R1_EVERY": 4, "N_EVAL": 200, "N_REF": 600, "KID_SUBSETS": 50, "N_SUBMISSION": 1000, "FEATURES": "inception"}
 
 

@@ -1,5 +1,5 @@
-"""Lesson 03's full-mode recipe on a GPU, on the fast path: DCGAN-64 (width 64), batch 128, Adam 2e-4 (0.5, 0.999),
-BCE, STEPS generator updates on a folder of real faces; every --eval-every steps the generator is scored by
+"""Lesson 03's full-mode recipe on a GPU, on the fast path: ``gan_lib.recipes.build("dcgan")`` without its averaged G
+(DCGAN-64, width 64, batch 128, Adam 2e-4 (0.5, 0.999), BCE), trained to STEPS on a folder of real faces; every --eval-every steps the generator is scored by
 gan_lib.eval.evaluate (FID, KID, precision/recall, AFD, diversity, memorisation; N = --n-eval against the first
 --n-ref faces of the folder, the real-vs-real row first) and saved, so ``--evaluate FOLDER`` can score it again.
 
@@ -21,13 +21,13 @@ from torchvision.utils import save_image
 from gan_lib import seed_everything
 from gan_lib.checkpoints import load_checkpoint
 from gan_lib.explore import sample_seeded
-from gan_lib.fast import ImageBatches, adam, configure_device
+from gan_lib.fast import ImageBatches, configure_device
 from gan_lib.eval.evaluate import compare, evaluate, feature_network, reference
 from gan_lib.eval.image_metrics import load_face_cascade
 from gan_lib.images import FaceFolder
-from gan_lib.losses import NonSaturatingLoss
-from gan_lib.models import dcgan, gaussian_noise
-from gan_lib.train import train
+from gan_lib.recipes import build
+from gan_lib.train import Options, train
+from gan_lib.watch import Watch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,9 +53,10 @@ def main() -> int:
     seed_everything(0)
     faces = FaceFolder(args.faces, size=64)
     precision = configure_device(device, args.precision)
-    batches = ImageBatches(faces.images_uint8, 128, device=device, flip=True, seed=0, channels_last=True)
-    G, D = (m.to(device, memory_format=torch.channels_last) for m in dcgan(64))
-    opt_g, opt_d = adam(G.parameters(), device), adam(D.parameters(), device)
+    recipe = build("dcgan", device, ema_half_life=None)   # the README's table is of the raw G
+    batches = ImageBatches(faces.images_uint8, recipe.batch, device=device, flip=True, seed=0, channels_last=True)
+    G, D = (m.to(memory_format=torch.channels_last) for m in (recipe.G, recipe.D))   # in place: the Adams keep them
+    options, watch = Options(precision=precision, progress=False), Watch()         # one Watch for the whole run
     try:
         cascade = load_face_cascade(path=args.cascade)
     except Exception as err:  # noqa: BLE001 - e.g. OpenCV 5 on the GPU machine: evaluate later with --evaluate
@@ -65,25 +66,25 @@ def main() -> int:
     rows = {}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}, {precision}, {len(faces):,} faces")
-    history, seconds = None, 0.0
+    run, seconds = None, 0.0
     for done in range(args.eval_every, args.steps + args.eval_every, args.eval_every):
-        steps = min(done, args.steps) - (history["step"] if history else 0)
         started = time.perf_counter()
-        history = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), lambda n: gaussian_noise(n, device=device),
-                        steps, history=history, device=device, precision=precision, progress=False)
+        run = train(G, D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise, min(done, args.steps),
+                    options=options, callbacks=[watch], run=run)       # until: the step to reach
         torch.cuda.synchronize() if device.type == "cuda" else None
         seconds += time.perf_counter() - started
         fake = sample_seeded(G, args.n_eval, seed=1)
-        row = {"step": history["step"], "seconds": round(seconds, 1), "images_per_s": round(
-            history["step"] * 128 / seconds), **score(fake)}
-        rows[f"step {history['step']}"] = row
+        row = {"step": run.step, "seconds": round(seconds, 1), "images_per_s": round(
+            run.step * recipe.batch / seconds), **score(fake)}
+        rows[f"step {run.step}"] = row
         print(json.dumps(row), flush=True)
-        torch.save({k: v.half() for k, v in G.state_dict().items()}, out / f"G_step{history['step']}.pt")
-        save_image(fake[:64], out / f"samples_step{history['step']}.png", nrow=8, normalize=True,
+        torch.save({k: v.half() for k, v in G.state_dict().items()}, out / f"G_step{run.step}.pt")
+        save_image(fake[:64], out / f"samples_step{run.step}.png", nrow=8, normalize=True,
                    value_range=(-1, 1))
-    (out / "lesson03_gpu.json").write_text(json.dumps({"rows": rows, "warnings": history.get("warnings", []),
-                                                        "loss_d_last100": sum(history["loss_d"][-100:]) / 100,
-                                                        "loss_g_last100": sum(history["loss_g"][-100:]) / 100}))
+    last = {key: run.history[key][-100:] for key in ("loss_d", "loss_g")}
+    (out / "lesson03_gpu.json").write_text(json.dumps({"rows": rows, "warnings": run.warnings,
+                                                        **{f"{key}_last100": sum(v) / len(v)
+                                                           for key, v in last.items()}}))
     print(compare(rows, extra={"seconds": ("train s", "8.1f"), "images_per_s": ("img/s", "7.0f")}))
     return 0
 
@@ -100,7 +101,7 @@ def evaluate_saved(folder: Path, faces_dir: str, n_eval: int, n_ref: int, device
     score = scorer(faces_dir, n_ref, device, load_face_cascade(path=cascade_path))
     rows = {}
     for path in sorted(folder.glob("G_step*.pt"), key=lambda p: int(p.stem[6:])):
-        G = dcgan(64)[0].to(device)
+        G = build("dcgan", device, ema_half_life=None).G
         G.load_state_dict({k: v.float() for k, v in load_checkpoint(path).items()})
         rows[path.stem] = score(sample_seeded(G, n_eval, seed=1))
     print(compare(rows))

@@ -1,9 +1,9 @@
 """The quality curve on a CPU: FID, KID, precision, recall, AFD and diversity against minutes of training.
 
 Lesson 03's recipe as ``gan_lib.recipes`` builds it (DCGAN at 64 px, width 32, BCE, Adam 2e-4 (0.5, 0.999)), at
-batch 64 with an EMA of G whose half-life is 10,000 images, trains through ``gan_lib.train.train`` on the shared
-real faces. When the training time (``history["train_seconds"]``, which leaves out scoring) passes each of
-``--minutes``, the averaged G is kept; after training, each kept G draws ``--n`` faces that ``gan_lib.eval.evaluate``
+batch 64 with the recipe's EMA of G (half-life 10,000 images), trains through ``gan_lib.train.train`` on the shared
+real faces. When the training time (``run.seconds``, which leaves out scoring) reaches each of ``--minutes`` (a
+``Budget`` callback stops the call there; the next call goes on with the same ``Run``), the averaged G is kept; after training, each kept G draws ``--n`` faces that ``gan_lib.eval.evaluate``
 scores against the reference folder (its real-vs-real row at the same N printed beside). One row per seed and mark:
 one seed is a demonstration, so give several (``--seeds 0 1 2``).
 
@@ -26,9 +26,11 @@ from gan_lib.eval.evaluate import evaluate, feature_network, reference
 from gan_lib.explore import sample_seeded
 from gan_lib.fast import ImageBatches
 from gan_lib.images import load_faces
+from gan_lib.callbacks import Budget
 from gan_lib.recipes import build
 from gan_lib.runtime import seed_everything
-from gan_lib.train import make_ema, train
+from gan_lib.train import Options, train
+from gan_lib.watch import Watch
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
@@ -38,17 +40,16 @@ COLUMNS = ("fid", "kid_mean", "precision", "recall", "afd", "diversity")
 def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
     seed_everything(seed)
-    recipe = build("dcgan64", "cpu", width=args.width)
-    ema = make_ema(recipe.G, 0.5 ** (args.batch / args.half_life))
+    recipe = build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life)
     batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed)
-    history, kept = None, []
+    run, watch, kept = None, Watch(), []         # one Watch for the whole run: each warning is said once
     for mark in sorted(args.minutes):
-        while history is None or history["train_seconds"] < 60 * mark:
-            history = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
-                            steps=args.chunk, history=history, ema=ema, progress=False)
-        kept.append((mark, history["step"], history["train_seconds"], copy.deepcopy(ema.module.state_dict())))
-        print(f"seed {seed}: {mark:g} min reached at step {history['step']} ({history['train_seconds']:.0f} s of "
-              f"training, {history['step'] * args.batch / history['train_seconds']:.0f} images/s)", flush=True)
+        run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise, None,
+                    options=Options(progress=False), callbacks=[*recipe.callbacks(), watch, Budget(60 * mark)],
+                    run=run)
+        kept.append((mark, run.step, run.seconds, copy.deepcopy(recipe.ema.module.state_dict())))
+        print(f"seed {seed}: {mark:g} min reached at step {run.step} ({run.seconds:.0f} s of "
+              f"training, {run.step * args.batch / run.seconds:.0f} images/s)", flush=True)
     return kept
 
 
@@ -60,7 +61,6 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--half-life", type=float, default=10_000, help="the EMA's half-life in images")
-    parser.add_argument("--chunk", type=int, default=50, help="steps between looks at the clock")
     parser.add_argument("--data", type=Path, default=FACES, help="the faces to train on and score against")
     parser.add_argument("--reference-limit", type=int, default=None, help="score against the first N files only")
     parser.add_argument("--pixels", action="store_true", help="pooled pixels instead of Inception (not FID: fast)")
@@ -77,7 +77,7 @@ def main() -> int:
              else ""), flush=True)
     rows = []
     for seed in args.seeds:
-        G = build("dcgan64", "cpu", width=args.width).G
+        G = build("dcgan", "cpu", width=args.width).G
         for mark, step, seconds, state in run_seed(seed, faces, args):
             G.load_state_dict(state)
             result = evaluate(sample_seeded(G, args.n, seed=1000 + seed), ref, net=net)

@@ -3,7 +3,7 @@
     faces = sample_seeded(G, 16, seed=7)                    # the same 16 faces every time
     best, scores = sample_top_k(G, D, k=64)                 # D picks the 64 best of 256
     latent_explorer(G, static=not widgets_available())      # sliders in Jupyter/Colab/Kaggle, a grid elsewhere
-    animate_samples(history["samples"], path="training.gif")
+    animate_samples(grids, path="training.gif")             # a Grids callback of the run
 
 Seed s always means the latent ``gaussian_noise(n, latent_dim, torch.Generator().manual_seed(s))``, drawn on
 the CPU, so a seed names the same faces on any device and the global random state is left untouched.
@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from gan_lib.models import gaussian_noise
-from gan_lib.plots import image_grid, show_images
+from gan_lib.plots import image_grid, kept_grids, show_images
 from gan_lib.train import sample
 
 
@@ -165,7 +165,8 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
 
 
 def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
-    """A film of the fixed-noise grids kept during training (``history["samples"]``, a list of (step, images)).
+    """A film of the fixed-noise grids kept during training: a ``Grids`` callback or its ``.samples``, a list of
+    (step, images).
 
     Returns ``IPython.display.HTML`` with the animation's player; ``path`` ending in .gif also saves it as a GIF
     (matplotlib's PillowWriter). ``interval`` is the time per frame in ms. The figure is closed, so no stray
@@ -174,8 +175,7 @@ def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    if not samples:
-        raise ValueError("no samples were kept: train with fixed_noise and sample_every > 0.")
+    samples = kept_grids(samples)
     if path is not None and not str(path).lower().endswith(".gif"):
         raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
     grids = [image_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]

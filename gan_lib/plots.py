@@ -98,13 +98,22 @@ def show_images(images, nrow: int = 8, title: str | None = None, ax=None, size: 
     return ax.figure
 
 
+def kept_grids(samples) -> list:
+    """The fixed-noise grids, [(step, images)], of a ``gan_lib.callbacks.Grids`` callback (or such a list itself)."""
+    samples = list(getattr(samples, "samples", samples))
+    if not samples:
+        raise ValueError("no fixed-noise grids were kept: train with a Grids(fixed_noise, every=...) callback and "
+                         "pass it (or its .samples) here.")
+    return samples
+
+
 def plot_progress_strip(samples, nrow: int = 4, max_panels: int = 8, title: str | None = None):
-    """The fixed-noise grids kept during training, side by side: ``samples`` is a list of (step, images).
+    """The fixed-noise grids kept during training, side by side: ``samples`` is a ``Grids`` callback or its
+    ``.samples``, a list of (step, images).
 
     At most ``max_panels`` grids are drawn, evenly spaced over training, always including the last.
     """
-    if not samples:
-        raise ValueError("no samples were kept: train with fixed_noise and sample_every > 0.")
+    samples = kept_grids(samples)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(max_panels, len(samples))).round().astype(int))
     fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False)
     for ax, i in zip(axes[0], picks):

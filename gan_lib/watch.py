@@ -4,7 +4,7 @@
 was said is part of the run's state, so a resumed run does not repeat it), in plain words, with its likely cause
 and fix, as a warning and in ``run.warnings`` as ``[step, text]``. A NaN or infinite loss stops training
 (``TrainingDiverged``; blamed on the data when the step's real batch itself holds NaN/inf) before anything NaN is
-saved, or, with ``Watch(on_nan="rollback")`` and ``Checkpoints``, puts the last good checkpoint back and goes on.
+saved, or, with ``Watch(on_nan="rollback")`` and ``Checkpoints``, puts the last good checkpoint back and ends the call.
 """
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ class Watch(Callback):
             self._diverged(why, loop)
         self.check(loop.run.step, loop.run, loop.fake, loop.real)
 
+    def on_start(self, loop: Loop) -> None:
+        if not self.said and self.name in loop.run.callbacks:    # a Run continued with run=: what it said
+            self.load_state_dict(loop.run.callbacks[self.name])
+
+    def on_end(self, loop: Loop) -> None:
+        loop.run.callbacks[self.name] = self.state_dict()        # kept in the Run for its next call
+
     def state_dict(self) -> dict:
         return {"said": sorted(self.said), "low_spread": self._low_spread}
 
@@ -57,12 +64,13 @@ class Watch(Callback):
 
     def _diverged(self, why: str, loop: Loop) -> None:
         """Stop with ``TrainingDiverged`` (saying whether a good checkpoint is there), or put the last good
-        checkpoint back (``on_nan="rollback"``) and go on from it."""
+        checkpoint back (``on_nan="rollback"``) and end the call there (the same cause would diverge again)."""
         from gan_lib.checkpoints import Checkpoints, restore
         state, where = _last_good(loop.find(Checkpoints), loop.run.step, self.on_nan == "rollback")
         if state is None or self.on_nan != "rollback":
             raise TrainingDiverged(why + where)
         restore(state, loop)
+        loop.stop = f"rolled back to step {loop.run.step}"
         loop.run.warnings.append([loop.run.step, why])
         warnings.warn(f"{why} Rolled back to the checkpoint of step {loop.run.step}: G, D, the optimisers and the "
                       f"random state are as they were then; change the cause before training on.", stacklevel=4)

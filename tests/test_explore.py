@@ -10,8 +10,10 @@ from torch import nn
 
 matplotlib.use("Agg")
 
+from gan_lib.callbacks import Grids  # noqa: E402
 from gan_lib.explore import (animate_samples, interpolation_grid, latent_explorer, sample_seeded,  # noqa: E402
                              sample_top_k, seeded_noise, slerp, widgets_available)
+from gan_lib.plots import plot_progress_strip  # noqa: E402
 
 
 def _tiny_gan(seed=0):
@@ -129,5 +131,11 @@ def test_animate_samples_returns_a_player_and_writes_a_gif(tmp_path):
     assert matplotlib.pyplot.get_fignums() == []                        # no stray static frame
     with pytest.raises(ValueError, match="gif"):
         animate_samples(samples, path=tmp_path / "film.mp4")
-    with pytest.raises(ValueError, match="samples"):
+    with pytest.raises(ValueError, match=r"no fixed-noise grids were kept: train with a Grids\(fixed_noise"):
         animate_samples([])
+    grids = Grids(torch.zeros(16, 4), every=1)                          # a Grids callback is taken as it is
+    grids.samples = samples[:2]
+    film = animate_samples(grids, nrow=4).data
+    assert "<img" in film or "animation" in film.lower()
+    assert [ax.get_title() for ax in plot_progress_strip(grids, nrow=4).axes] == ["step 100", "step 200"]
+    matplotlib.pyplot.close("all")

@@ -10,9 +10,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gan_lib import seed_everything
-from gan_lib.losses import (HingeLoss, NonSaturatingLoss, WassersteinGPLoss, WassersteinLoss, gradient_penalty,
-                            make_loss)
-from gan_lib.train import infinite, train
+from gan_lib.losses import (LOSSES, GANLoss, HingeLoss, NonSaturatingLoss, WassersteinGPLoss, WassersteinLoss,
+                            gradient_penalty, make_loss)
+from gan_lib.train import Options, infinite, train
 
 W = [0.5, -1.0, 2.0, 0.0]                        # a linear critic's weights on 1x2x2 images
 W_L2, W_L1 = math.sqrt(0.25 + 1 + 4), 3.5        # ||w||_2 and ||w||_1 by hand
@@ -120,9 +120,10 @@ def _noise(n):
 def test_weight_clipping_holds_after_every_critic_step_of_the_real_loop():
     G, D, opt_g, opt_d, batches = _image_gan()
     assert max(p.abs().max() for p in D.parameters()) > 0.01                 # else the test proves nothing
-    history = train(G, D, opt_g, opt_d, batches, make_loss("wgan"), _noise, steps=2, d_steps=2, progress=False)
+    run = train(G, D, opt_g, opt_d, batches, make_loss("wgan"), _noise, until=2,
+                options=Options(d_steps=2, progress=False))
     assert max(p.abs().max().item() for p in D.parameters()) == pytest.approx(0.01)
-    assert len(history["W estimate"]) == 2 and all(math.isfinite(v) for v in history["loss_d"])
+    assert len(run.history["W estimate"]) == 2 and all(math.isfinite(v) for v in run.history["loss_d"])
     before = [p.clone() for p in D.parameters()]
     WassersteinLoss(clip=None).after_discriminator_step(D)                   # no clip: nothing changes
     assert all(torch.equal(a, b) for a, b in zip(before, D.parameters()))
@@ -130,10 +131,10 @@ def test_weight_clipping_holds_after_every_critic_step_of_the_real_loop():
 
 def test_gradient_penalty_runs_in_the_real_loop():
     G, D, opt_g, opt_d, batches = _image_gan(seed=1)
-    history = train(G, D, opt_g, opt_d, batches, WassersteinGPLoss(), _noise, steps=2, progress=False)
+    run = train(G, D, opt_g, opt_d, batches, WassersteinGPLoss(), _noise, until=2, options=Options(progress=False))
     for key in ("gradient penalty", "grad norm at x̂", "W estimate", "f(x)", "f(G(z))", "f(G(z)) after D step"):
-        assert len(history[key]) == 2 and all(math.isfinite(v) for v in history[key]), key
-    assert all(v > 0 for v in history["grad norm at x̂"])
+        assert len(run.history[key]) == 2 and all(math.isfinite(v) for v in run.history[key]), key
+    assert all(v > 0 for v in run.history["grad norm at x̂"])
 
 
 def test_make_loss_names_defaults_and_errors():
@@ -142,6 +143,7 @@ def test_make_loss_names_defaults_and_errors():
     gp = make_loss("wgan-gp", gp_weight=5.0, norm=1)
     assert isinstance(gp, WassersteinGPLoss) and (gp.gp_weight, gp.norm) == (5.0, 1)
     assert isinstance(make_loss("hinge"), HingeLoss)
+    assert all(issubclass(cls, GANLoss) for cls in LOSSES.values())        # the hooks the loop calls
     with pytest.raises(ValueError, match="unknown loss 'lsgan'.*'bce', 'wgan', 'wgan-gp', 'hinge'"):
         make_loss("lsgan")
     with pytest.raises(ValueError, match="norm=3"):

@@ -113,9 +113,17 @@ def test_augment_is_applied_to_real_and_fake_in_both_steps():
 
 
 def test_wrapping_wgan_gp_passes_the_gradient_scale_on():
-    loss = Regularised(WassersteinGPLoss())
-    loss.grad_scale = 8.0
-    loss.discriminator_loss(Linear(torch.ones(12)), torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2))
-    assert loss.base.grad_scale == 8.0
+    class Recording(WassersteinGPLoss):
+        def discriminator_loss(self, D, real, fake, scale=1.0):
+            self.scale = scale
+            return super().discriminator_loss(D, real, fake, scale)
+
+    loss, real, fake = Regularised(Recording()), torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
+    torch.manual_seed(0)
+    scaled = loss.discriminator_loss(Linear(torch.ones(12)), real, fake, scale=8.0)[0]
+    assert loss.base.scale == 8.0                                    # the fp16 scale reaches the penalty
+    torch.manual_seed(0)                                             # the same interpolation, unscaled
+    assert scaled.item() == pytest.approx(loss.discriminator_loss(Linear(torch.ones(12)), real, fake)[0].item())
+    assert loss.base.scale == 1.0
     with pytest.raises(ValueError, match="every >= 1"):
         Regularised(NonSaturatingLoss(), every=0)

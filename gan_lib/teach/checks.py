@@ -1,6 +1,6 @@
 """Auto-checks for the lesson exercises: call one on your answer; it prints "✓ ..." or says what is wrong.
 
-    check_discriminator_loss(discriminator_loss)     # lesson 02
+    check_discriminator_loss(discriminator_loss)     # lesson 02 (or a GANLoss: check_discriminator_loss(MyLoss()))
     check_generator_loss(generator_loss)             # lesson 02
     check_generator_shapes(lambda: make_generator(), 100, (3, 96, 96))      # lesson 03 (or a built G)
     check_gradient_penalty(my_gradient_penalty)      # lesson 04
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 
 import torch
 from torch import nn
 
-from gan_lib.losses import NonSaturatingLoss, gradient_penalty, input_gradient
+from gan_lib.losses import GANLoss, NonSaturatingLoss, gradient_penalty, input_gradient
 from gan_lib.models import gaussian_noise
 
 # Fixed logits of D on 4 real and 4 fake samples, (4, 1) each: confident, unsure and wrong answers.
@@ -87,9 +88,55 @@ def _assert_close(got: torch.Tensor, want: torch.Tensor, message: str) -> None:
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), message.format(got=got.item(), want=want.item())
 
 
+def _loss_hook(answer, hook: str):
+    """The function to check when ``answer`` is written as ``train`` calls a loss: a ``GANLoss`` (its ``hook``), a
+    method of one, or a function whose first argument is ``D``; None for a function of D's logits (lesson 02)."""
+    if isinstance(answer, GANLoss):
+        return getattr(answer, hook)
+    try:
+        first = next(iter(inspect.signature(answer).parameters), None)
+    except (TypeError, ValueError):                            # not a Python function: the logits path says why
+        return None
+    return answer if isinstance(getattr(answer, "__self__", None), GANLoss) or first == "D" else None
+
+
+def _loss_of(value):
+    """The loss of what a GANLoss hook returned: ``(loss, stats)``, or the loss alone."""
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _check_discriminator_hook(hook, real_label: float) -> None:
+    """``hook(D, real, fake, scale)`` -> (loss, stats) as ``NonSaturatingLoss(real_label)``; ``scale`` (the fp16
+    GradScaler's, which ``train`` passes) is only for a penalty's input gradient, so a BCE loss ignores it."""
+    try:
+        inspect.signature(hook).bind(_identity, REAL_LOGITS, FAKE_LOGITS, 1.0)
+    except TypeError:
+        raise AssertionError("discriminator_loss takes no `scale`: train() calls it as discriminator_loss(D, real, "
+                             "fake, scale) with the fp16 GradScaler's scale, so add `scale=1.0` to its arguments, as "
+                             "GANLoss.discriminator_loss has.") from None
+    real, fake = REAL_LOGITS.clone().requires_grad_(True), FAKE_LOGITS.clone().requires_grad_(True)   # (4, 1) each
+    got = _scalar(_loss_of(_call(hook, "discriminator_loss", _identity, real, fake, 1.0)), "discriminator_loss")
+    want = NonSaturatingLoss(real_label).discriminator_loss(_identity, REAL_LOGITS, FAKE_LOGITS)[0]
+    _assert_close(got, want, f"With real_label={real_label} the loss is {{got:.5f}}, expected {{want:.5f}}: add "
+                             f"BCE(D(real), target real_label) and BCE(D(fake), target 0), each a mean over the batch, "
+                             f"with F.binary_cross_entropy_with_logits.")
+    scaled = _loss_of(hook(_identity, REAL_LOGITS, FAKE_LOGITS, 8.0)).detach()
+    _assert_close(scaled, got, "With scale=8.0 the loss is {got:.5f} instead of {want:.5f}: train() scales the loss "
+                               "itself, and `scale` is only for taking a penalty's input gradient, so leave it out "
+                               "of a BCE loss.")
+    print(f"✓ discriminator_loss(D, real, fake, scale) matches gan_lib's BCE loss for real_label {real_label}")
+
+
 @exercise_check
 def check_discriminator_loss(fn) -> None:
-    """``fn(d_real_logits, d_fake_logits, real_label)`` -> D's BCE loss (a scalar), as ``NonSaturatingLoss``."""
+    """``fn(d_real_logits, d_fake_logits, real_label)`` -> D's BCE loss (a scalar), as ``NonSaturatingLoss``.
+
+    A loss written as ``train`` calls it (a ``GANLoss``, or ``discriminator_loss(D, real, fake, scale=1.0)``
+    returning the loss or ``(loss, stats)``) is checked at its own ``real_label`` (1.0 when it has none)."""
+    hook = _loss_hook(fn, "discriminator_loss")
+    if hook is not None:
+        owner = fn if isinstance(fn, GANLoss) else getattr(fn, "__self__", None)
+        return _check_discriminator_hook(hook, getattr(owner, "real_label", 1.0))
     for real_label in (1.0, 0.9):
         real = REAL_LOGITS.clone().requires_grad_(True)            # (4, 1)
         fake = FAKE_LOGITS.clone().requires_grad_(True)            # (4, 1)
@@ -105,8 +152,11 @@ def check_discriminator_loss(fn) -> None:
 
 @exercise_check
 def check_generator_loss(fn) -> None:
-    """``fn(d_fake_logits)`` -> G's non-saturating loss (a scalar), as ``NonSaturatingLoss.generator_loss``."""
-    got = _scalar(_call(fn, "generator_loss", FAKE_LOGITS.clone().requires_grad_(True)), "generator_loss")
+    """``fn(d_fake_logits)`` -> G's non-saturating loss (a scalar), as ``NonSaturatingLoss.generator_loss``; or,
+    as ``train`` calls it, a ``GANLoss`` or ``generator_loss(D, fake)`` returning the loss or ``(loss, stats)``."""
+    hook, fake = _loss_hook(fn, "generator_loss"), FAKE_LOGITS.clone().requires_grad_(True)
+    args = (fake,) if hook is None else (_identity, fake)
+    got = _scalar(_loss_of(_call(hook or fn, "generator_loss", *args)), "generator_loss")
     want = NonSaturatingLoss().generator_loss(_identity, FAKE_LOGITS)[0]
     _assert_close(got, want, "The generator loss is {got:.5f}, expected {want:.5f}: use the non-saturating loss "
                              "BCE(fake logits, target 1) = -mean(log D(G(z))), not log(1 - D(G(z))), averaged over the batch.")

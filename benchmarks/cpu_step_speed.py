@@ -3,9 +3,9 @@
     python benchmarks/cpu_step_speed.py            # 5 rounds of 20 steps per contender (about 6 min on 2 idle cores)
     python benchmarks/cpu_step_speed.py --quick    # 2 steps, 1 round, no torch.compile: a smoke check
 
-The recipe is ``gan_lib.recipes.build("dcgan64", "cpu", width=32)`` (BCE, Adam 2e-4 (0.5, 0.999)) at batch 64, fed
-by ``ImageBatches`` (flip=True) and trained by ``gan_lib.train.train`` with the EMA of G lesson 03 keeps (decay
-0.999, updated after every step), exactly as the lesson calls it. The arithmetic of ONE such step (D on real +
+The recipe is ``gan_lib.recipes.build("dcgan", "cpu", width=32, batch=64)`` (BCE, Adam 2e-4 (0.5, 0.999)), fed by
+``ImageBatches`` (flip=True) and trained by ``gan_lib.train.train`` with the recipe's EMA callback (half-life 10,000
+images, updated after every step), exactly as lesson 03 calls it. The arithmetic of ONE such step (D on real +
 fake, G through D) is counted with ``torch.utils.flop_counter`` and each contender's images/s becomes GFLOP/s,
 printed beside the rate of a 2048 x 2048 fp32 matrix product measured in every round of the same run
 (``evaluation_speed.matmul_gflops``, 2 threads): the ratio says how near the step gets to what the CPU's BLAS does.
@@ -30,8 +30,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from evaluation_speed import FACES, matmul_gflops
 from gan_lib.fast import ImageBatches, configure_device
 from gan_lib.images import FaceFolder
+from gan_lib.callbacks import EMA
+from gan_lib.losses import GANLoss
 from gan_lib.recipes import build
-from gan_lib.train import make_ema, train
+from gan_lib.train import Options, train
 from training_speed import reference_steps
 
 THREADS = torch.get_num_threads()
@@ -44,16 +46,16 @@ def counted_flops(run) -> int:
     return counter.get_total_flops()
 
 
-class JointD:
+class JointD(GANLoss):
     """A loss with D's real and fake passes fused into one forward over the joint batch (2B): fewer, larger convs,
     but D's batch norm then normalises real and fake with statistics of both together, a different D."""
 
     def __init__(self, loss):
         self.loss = loss
 
-    def discriminator_loss(self, D, real, fake):
+    def discriminator_loss(self, D, real, fake, scale=1.0):
         halves = iter(D(torch.cat([real, fake])).chunk(2))                 # (B, 1) real, then (B, 1) fake
-        return self.loss.discriminator_loss(lambda x: next(halves), real, fake)
+        return self.loss.discriminator_loss(lambda x: next(halves), real, fake, scale)
 
     def generator_loss(self, D, fake):
         return self.loss.generator_loss(D, fake)
@@ -93,13 +95,13 @@ class Contender:
         self.same_maths = same_maths and batch == 64 and not fused_d
         self.faces, self.width, self.channels_last = faces, width, channels_last
         self.precision = configure_device("cpu", precision)                # as lesson 03: "fp32" on a CPU
-        self.fused_d, self.dtype, self.rates, self.history = fused_d, dtype, [], None
+        self.fused_d, self.dtype, self.rates, self.state = fused_d, dtype, [], None
         self.reset(seed=0)
 
     def reset(self, seed: int) -> None:
         """Fresh models, optimisers, EMA and batches from ``seed`` (the same for every contender)."""
         torch.manual_seed(seed)
-        self.recipe = r = build("dcgan64", "cpu", width=self.width)
+        self.recipe = r = build("dcgan", "cpu", width=self.width, batch=self.batch)
         if self.channels_last is True:                                      # "batches": only the batches
             r.G, r.D = (m.to(memory_format=torch.channels_last) for m in (r.G, r.D))
         self.batches = ImageBatches(self.faces, self.batch, seed=seed, flip=True,
@@ -109,9 +111,9 @@ class Contender:
             r.opt_g, r.opt_d = (type(o)(m.parameters(), **o.defaults) for o, m in ((r.opt_g, r.G), (r.opt_d, r.D)))
             noise, r.noise = r.noise, lambda n: noise(n).to(self.dtype)      # (n, 100, 1, 1)
             self.batches = (b.to(self.dtype) for b in self.batches)         # (B, 3, 64, 64)
-        self.ema = make_ema(r.G, 0.999)
+        self.ema = EMA(r.G, r.ema.decay)                  # the recipe's EMA, of G as this contender holds it
         self.loss = JointD(r.loss) if self.fused_d else r.loss
-        self.history = None
+        self.state = None                                 # the Run: each call goes on where the last one stopped
 
     def run(self, steps: int) -> None:
         r = self.recipe
@@ -119,11 +121,12 @@ class Contender:
             if self.bare:
                 for _ in range(steps):
                     reference_steps(r.G, r.D, r.opt_g, r.opt_d, self.batches, 1, "cpu")
-                    self.ema.update_parameters(r.G)
+                    self.ema.model.update_parameters(r.G)
             else:
-                self.history = train(r.G, r.D, r.opt_g, r.opt_d, self.batches, self.loss, r.noise, steps,
-                                     history=self.history, progress=False, precision=self.precision,
-                                     compile=self.compile, ema=self.ema)
+                until = (self.state.step if self.state else 0) + steps      # until is the total: `steps` more
+                self.state = train(r.G, r.D, r.opt_g, r.opt_d, self.batches, self.loss, r.noise, until,
+                                   options=Options(precision=self.precision, compile=self.compile, progress=False),
+                                   callbacks=[self.ema], run=self.state)
 
     def timed(self, steps: int) -> float:
         started = time.perf_counter()

@@ -31,7 +31,7 @@ from gan_lib.fast import ImageBatches, adam, configure_device
 from gan_lib.images import FaceFolder
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.models import dcgan, gaussian_noise
-from gan_lib.train import infinite, train
+from gan_lib.train import Options, infinite, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
@@ -103,16 +103,17 @@ class Contender:
         self.G, self.D = (m.to(device, memory_format=memory_format) for m in (G, D))
         self.opt_g = adam(self.G.parameters(), device) if fused else torch.optim.Adam(self.G.parameters(), 2e-4, (0.5, 0.999))
         self.opt_d = adam(self.D.parameters(), device) if fused else torch.optim.Adam(self.D.parameters(), 2e-4, (0.5, 0.999))
-        self.history, self.rates = None, []
+        self.state, self.rates = None, []              # the kit's Run, continued by every call
 
     def run(self, steps: int) -> None:
         cuda = self.device.type == "cuda"
         torch.backends.cudnn.benchmark = self.autotune and cuda
         if self.kit:
             precision = configure_device(self.device, self.precision) if self.autotune else self.precision
-            self.history = train(self.G, self.D, self.opt_g, self.opt_d, self.batches, NonSaturatingLoss(),
-                                 lambda n: gaussian_noise(n, 100, device=self.device), steps, history=self.history,
-                                 device=self.device, precision=precision, progress=False, compile=self.compile)
+            until = (self.state.step if self.state else 0) + steps          # until is the total: `steps` more
+            self.state = train(self.G, self.D, self.opt_g, self.opt_d, self.batches, NonSaturatingLoss(),
+                               lambda n: gaussian_noise(n, 100, device=self.device), until, run=self.state,
+                               options=Options(precision=precision, compile=self.compile, progress=False))
         else:
             reference_steps(self.G, self.D, self.opt_g, self.opt_d, self.batches, steps, self.device)
         if cuda:

@@ -173,6 +173,8 @@ class Checkpoints(Callback):
 
     def on_step(self, loop) -> None:
         run = loop.run
+        if self.every_seconds is not None:
+            loop.tick()                            # run.seconds up to now (it is otherwise brought up to date rarely)
         late = self.every_seconds is not None and run.seconds - self._saved_at[1] >= self.every_seconds
         if is_main_rank() and (self.due(run.step) or loop.metrics or late):
             with loop.paused():
@@ -183,6 +185,8 @@ class Checkpoints(Callback):
         if is_main_rank() and loop.run.step != self._saved_at[0]:
             self.save(training_state(loop))
             self._saved_at = (loop.run.step, loop.run.seconds)
+        elif loop.run.step == self._saved_at[0]:   # no step since the last save or load: the seconds it holds
+            loop.run.seconds = self._saved_at[1]
 
     def remember(self, name: str, compute):
         """``compute()``'s result (plain numbers, strings, lists, dicts), kept in the run's ``results`` and saved

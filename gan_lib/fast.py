@@ -3,7 +3,7 @@ that help a DCGAN (cudnn autotuning, TF32, channels_last, mixed precision).
 
     batches = ImageBatches(faces.images_uint8, batch_size=128, device=device, flip=True, seed=0)
     precision = configure_device(device)            # "fp16" on a T4; "fp32" (TF32) on an A100/L4/H100 or a CPU
-    history = train(G, D, opt_g, opt_d, batches, loss, noise, steps, precision=precision, extras={"data": batches})
+    run = train(G, D, opt_g, opt_d, batches, loss, noise, until, options=Options(precision=precision))
 
 Why it is fast: the tutorial's loader decodes every JPEG again each epoch on the CPU (HW6's sample notebook spent
 8 min 49 s per epoch that way); here each image is decoded once, and a batch is one index into a tensor already
@@ -26,7 +26,7 @@ class ImageBatches:
     ``images``: uint8 (N, C, H, W) pixels (scaled to [-1, 1]) or float (N, ...) already scaled. Each epoch is a
     new permutation drawn from ``seed`` and the epoch number, so the order depends only on (seed, epoch,
     position): ``state_dict()`` saves those three, and a resumed run gets the same batches as one that never
-    stopped (pass the object in ``train(..., extras={"data": batches})``). ``flip=True`` mirrors a random half of
+    stopped (as train's ``batches``, ``Checkpoints`` saves it). ``flip=True`` mirrors a random half of
     each batch left-right (a face is still a face). ``drop_last`` skips an epoch's last partial batch, like
     ``DataLoader(drop_last=True)``. When the images do not fit in the GPU's free memory (with room to spare for
     training) they stay in pinned CPU memory and each batch is copied over.

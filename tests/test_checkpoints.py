@@ -1,5 +1,6 @@
-"""Checkpoints: exact round trips, safe and clear loading, best/last bookkeeping, and saves that survive SIGKILL."""
-import contextlib
+"""Checkpoints: exact resumes through train, safe and clear loading, best/last bookkeeping, settings, NaN and
+rollback, and saves that survive SIGKILL."""
+import math
 import os
 import pickle
 import random
@@ -17,25 +18,55 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gan_lib.checkpoints import (CheckpointError, CheckpointManager, load_checkpoint, restore_training_state,
-                                 rng_state, save_checkpoint, set_rng_state, training_state)
+from gan_lib.callbacks import EMA, Grids
+from gan_lib.checkpoints import (FORMAT, CheckpointError, Checkpoints, load_checkpoint, rng_state, save_checkpoint,
+                                 set_rng_state)
 from gan_lib.losses import NonSaturatingLoss
-from gan_lib.train import train
+from gan_lib.train import Callback, Options, train
+from gan_lib.watch import TrainingDiverged, Watch
 
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = Options(progress=False)
+
+
+class Schedule(Callback):
+    """An LR schedule stepped after every step; its state is saved with the run (as any callback's is)."""
+
+    def __init__(self, opt, step_size=3):
+        self.scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=0.5)
+
+    def on_step(self, loop):
+        self.scheduler.step()
+
+    def state_dict(self):
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        self.scheduler.load_state_dict(state)
+
+
+class Seen(Callback):
+    """What the run looks like once ``Checkpoints`` has restored it (on_start runs in reverse order)."""
+
+    def __init__(self):
+        self.step, self.data = None, None
+
+    def on_start(self, loop):
+        self.step = loop.run.step
+        self.data = loop.batches.state_dict() if hasattr(loop.batches, "state_dict") else None
 
 
 def _models(seed):
+    """A small pair (batch norm in G: buffers too), its optimisers, and the callbacks that keep a state."""
     torch.manual_seed(seed)
-    G = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))   # buffers too
+    G = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
     D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    extras = {"sched_g": torch.optim.lr_scheduler.StepLR(opt_g, step_size=3, gamma=0.5),
-              "ema": AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(0.9))}
-    return G, D, opt_g, opt_d, extras
+    callbacks = [EMA(G, 0.9), Schedule(opt_g), Grids(torch.randn(3, 4, generator=torch.Generator().manual_seed(9)),
+                                                     every=2)]
+    return G, D, opt_g, opt_d, callbacks
 
 
 def _batches():
@@ -43,12 +74,14 @@ def _batches():
         yield torch.randn(32, 2) * 0.1 + torch.tensor([2.0, -1.0])                    # (32, 2)
 
 
-def _run(G, D, opt_g, opt_d, extras, steps, history=None, fixed_noise=None):
-    history = train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), lambda n: torch.randn(n, 4), steps,
-                    fixed_noise=fixed_noise, sample_every=2, history=history, progress=False)
-    extras["sched_g"].step()
-    extras["ema"].update_parameters(G)
-    return history
+def _noise(n):
+    return torch.randn(n, 4)
+
+
+def _run(parts, until, folder, loss=None, every=3, **checkpoints):
+    G, D, opt_g, opt_d, callbacks = parts
+    return train(G, D, opt_g, opt_d, _batches(), loss or NonSaturatingLoss(), _noise, until, options=QUIET,
+                 callbacks=[*callbacks, Checkpoints(folder, every=every, **checkpoints)])
 
 
 def _assert_same(a, b, where="state"):
@@ -66,46 +99,51 @@ def _assert_same(a, b, where="state"):
         assert a == b, where
 
 
-def test_a_resumed_run_is_bit_identical_to_one_that_never_stopped(tmp_path):
-    G, D, opt_g, opt_d, extras = _models(0)
-    z = torch.randn(3, 4)
-    history = _run(G, D, opt_g, opt_d, extras, 4, fixed_noise=z)
-    path = save_checkpoint(tmp_path / "run.pt", training_state(G, D, opt_g, opt_d, history, fixed_noise=z,
-                                                               extras=extras))
-    _run(G, D, opt_g, opt_d, extras, 3, history=history, fixed_noise=z)                # the run that went on
-
-    G2, D2, opt_g2, opt_d2, extras2 = _models(1)                                       # a fresh session
-    resumed = restore_training_state(load_checkpoint(path), G2, D2, opt_g2, opt_d2, extras=extras2)
-    assert resumed["step"] == 4 and torch.equal(resumed["fixed_noise"], z)
-    assert [s for s, _ in resumed["history"]["samples"]] == [2, 4]
-    history2 = _run(G2, D2, opt_g2, opt_d2, extras2, 3, history=resumed["history"], fixed_noise=resumed["fixed_noise"])
-    for a, b in [(G, G2), (D, D2), (opt_g, opt_g2), (opt_d, opt_d2), (extras["ema"], extras2["ema"]),
-                 (extras["sched_g"], extras2["sched_g"])]:
+def _assert_same_run(one, two):
+    """Two runs' weights, optimisers, callbacks' states and Runs (all but the time) are bit for bit the same."""
+    for a, b in zip(one[:4], two[:4]):
         _assert_same(a.state_dict(), b.state_dict(), type(a).__name__)
-    assert history2["step"] == history["step"] == 7 and history2["loss_d"] == history["loss_d"]
-    _assert_same(history2["samples"], history["samples"], "samples")
+    for a, b in zip(one[4], two[4]):
+        _assert_same(a.state_dict(), b.state_dict(), a.name)
 
 
-def _draw(gen):
-    return (torch.rand(4), torch.randn(3, generator=gen), np.random.rand(3), np.random.randn(), random.random(),
-            random.gauss(0, 1))
+def _without_time(run):
+    return {key: value for key, value in run.state_dict().items() if key != "seconds"}
+
+
+def test_a_resumed_run_is_bit_identical_to_one_that_never_stopped(tmp_path):
+    straight_parts = _models(0)
+    straight = _run(straight_parts, 7, tmp_path / "straight")                          # 7 steps without stopping
+    rng_after = torch.get_rng_state()
+
+    first = _run(_models(0), 4, tmp_path / "stopped")                                  # session 1: 4, then gone
+    assert first.step == 4 and load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 4
+    parts = _models(1)                                                                 # session 2: other weights
+    seen = Seen()
+    resumed = _run((*parts[:4], [*parts[4], seen]), 7, tmp_path / "stopped")
+    assert seen.step == 4 and resumed.resumed_from == 4 and resumed.step == 7
+    _assert_same_run(straight_parts, parts)                                            # G, D, opts, EMA, LR, grids
+    assert [s for s, _ in parts[4][2].samples] == [2, 4, 6]
+    _assert_same(_without_time(resumed), _without_time(straight), "run")               # history, callbacks, ...
+    assert torch.equal(torch.get_rng_state(), rng_after)                               # the random stream too
+
+
+def _draw():
+    return torch.rand(4), np.random.rand(3), np.random.randn(), random.random(), random.gauss(0, 1)
 
 
 def test_rng_round_trip_repeats_torch_numpy_and_python(tmp_path):
-    gen = torch.Generator().manual_seed(5)
     np.random.randn()            # leaves a cached Gaussian in NumPy ...
     random.gauss(0, 1)           # ... and in Python, which must come back too
-    save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state({"noise": gen})})
-    first = _draw(gen)
-    assert not np.array_equal(_draw(gen)[2], first[2])                                # the streams do move on
+    save_checkpoint(tmp_path / "rng.pt", {"rng": rng_state()})
+    first = _draw()
+    assert not np.array_equal(_draw()[1], first[1])                                   # the streams do move on
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                                 # no GPU on either side
-        set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"], {"noise": gen})
-    again = _draw(gen)
+        set_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    again = _draw()
     for a, b in zip(first, again):
         assert np.array_equal(np.asarray(a), np.asarray(b))
-    with pytest.warns(UserWarning, match=r"no generator state for \['other'\].*not repeat the original exactly"):
-        set_rng_state(rng_state({"noise": gen}), {"other": gen})
     one_more = torch.cuda.get_rng_state(0) if torch.cuda.is_available() else torch.get_rng_state()
     from_more_gpus = dict(rng_state(), cuda=rng_state()["cuda"] + [one_more])          # e.g. a GPU run on a CPU
     with pytest.warns(UserWarning, match=f"holds {torch.cuda.device_count() + 1} GPU random state"):
@@ -168,48 +206,48 @@ def test_saving_refuses_what_weights_only_cannot_load_and_keeps_the_old_file(tmp
 @pytest.mark.parametrize("mode, values, best_at", [("min", [50.0, 40.0, float("nan"), 45.0], 2),
                                                    ("max", [0.2, 0.5, float("nan"), 0.3], 2)])
 def test_best_and_last_are_kept_by_the_metric(tmp_path, mode, values, best_at):
-    manager = CheckpointManager(tmp_path, every=10, keep_best_by="score", mode=mode)
-    assert manager.resume() is None and [manager.due(s) for s in (0, 5, 10, 20)] == [False, False, True, True]
+    manager = Checkpoints(tmp_path, every=10, keep_best_by="score", mode=mode)
+    assert manager.load() is None and [manager.due(s) for s in (0, 5, 10, 20)] == [False, False, True, True]
     for step, value in enumerate(values, start=1):
         written = manager.save({"step": step, "w": torch.full((3,), float(step))}, score=value)
         assert [p.name for p in written] == ["last.pt", "best.pt"] if step <= best_at else ["last.pt"]
     assert load_checkpoint(tmp_path / "best.pt")["step"] == best_at
     assert [load_checkpoint(tmp_path / n)["step"] for n in ("last.pt", "previous.pt")] == [4, 3]
-    restarted = CheckpointManager(tmp_path, keep_best_by="score", mode=mode)          # a new session
+    restarted = Checkpoints(tmp_path, keep_best_by="score", mode=mode)          # a new session
     assert restarted.best() == values[best_at - 1]
     better = values[best_at - 1] - 1 if mode == "min" else values[best_at - 1] + 1
     assert [p.name for p in restarted.save({"step": 5}, score=better)] == ["last.pt", "best.pt"]
-    assert restarted.resume()["step"] == 5
+    assert restarted.load()["step"] == 5
 
 
 def test_resume_falls_back_from_a_damaged_last_and_refuses_when_nothing_loads(tmp_path):
-    manager = CheckpointManager(tmp_path, keep_best_by="fid")
+    manager = Checkpoints(tmp_path, keep_best_by="fid")
     manager.save({"step": 1}, fid=10.0)                       # best.pt holds step 1
     manager.save({"step": 2}, fid=20.0)
     manager.save({"step": 3}, fid=30.0)                       # previous.pt holds step 2
     (tmp_path / "last.pt").write_bytes((tmp_path / "last.pt").read_bytes()[:100])
     (tmp_path / ".last.pt.abc.tmp").write_bytes(b"half a save")
     with pytest.warns(UserWarning) as caught:
-        assert manager.resume()["step"] == 2
+        assert manager.load()["step"] == 2
     messages = [str(w.message) for w in caught]
     assert any("removed 1 unfinished temporary file" in m for m in messages), messages
     assert any(re.search(r"previous.pt \(step 2\) because .*last.pt is truncated", m) for m in messages), messages
     assert not (tmp_path / ".last.pt.abc.tmp").exists() and (tmp_path / "last.damaged.pt").exists()
     assert load_checkpoint(manager.save({"step": 3})[0])["step"] == 3                  # previous.pt is not clobbered
     assert load_checkpoint(tmp_path / "previous.pt")["step"] == 2
-    for name in CheckpointManager.NAMES:
+    for name in Checkpoints.NAMES:
         (tmp_path / name).write_text("garbage")
     with pytest.raises(CheckpointError, match="no checkpoint in .* loads"):
-        manager.resume()
+        manager.load()
 
 
 def test_resume_picks_the_newer_of_previous_and_best(tmp_path):
-    manager = CheckpointManager(tmp_path, keep_best_by="afd", mode="max")
+    manager = Checkpoints(tmp_path, keep_best_by="afd", mode="max")
     for step, afd in enumerate([0.1, 0.2, 0.3], start=1):                              # every save is the best
         manager.save({"step": step}, afd=afd)
     (tmp_path / "last.pt").write_bytes(b"")
     with pytest.warns(UserWarning, match=r"best.pt \(step 3\) because .*last.pt is empty"):
-        assert manager.resume()["step"] == 3
+        assert manager.load()["step"] == 3
 
 
 CHILD = r"""
@@ -264,83 +302,95 @@ def test_sigkill_in_the_middle_of_saving_never_leaves_a_broken_checkpoint(tmp_pa
             seen = counter
         assert interrupted >= 1, f"no kill landed inside a save (delays {delays}): the test proved nothing"
         with pytest.warns(UserWarning, match=f"removed {interrupted} unfinished"):
-            assert CheckpointManager(tmp_path).resume()["counter"] == seen
+            assert Checkpoints(tmp_path).load()["counter"] == seen
         assert [p.name for p in tmp_path.iterdir()] == ["last.pt"], "the manager cleans what killed saves left"
     finally:
         child.kill()
         child.wait()
 
 
-def test_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
-    from gan_lib.checkpoints import CheckpointError, restore_training_state, training_state
+def _mlp_run(folder, hidden=32, until=3, seed=0, **checkpoints):
+    from gan_lib.models import mlp_gan, uniform_noise
 
-    small, other = torch.nn.Linear(2, 3), torch.nn.Linear(2, 4)
-    opt = lambda m: torch.optim.Adam(m.parameters())
-    state = training_state(small, small, opt(small), opt(small), {"step": 3})
-    with pytest.raises(CheckpointError, match="checkpoint's G does not fit"):
-        restore_training_state(state, other, small, opt(other), opt(small))
+    torch.manual_seed(seed)
+    G, D = mlp_gan(8, g_hidden=(hidden,), d_hidden=(16,), image_shape=(1, 4, 4))
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+    batches = iter(lambda: torch.rand(8, 1, 4, 4) * 2 - 1, None)                       # (8, 1, 4, 4) forever
+    return train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), lambda n: uniform_noise(n, 8), until,
+                 options=QUIET, callbacks=[Checkpoints(folder, every=100, **checkpoints)])
 
 
-def _image_run(folder, loss_name, seed):
-    """A small DCGAN on ImageBatches (flips on), an LR schedule stepped by on_step, checkpoints in ``folder``."""
+def test_a_checkpoint_of_another_model_or_format_is_one_clear_error(tmp_path):
+    _mlp_run(tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"the checkpoint's G does not fit the one you built .*: build the same "
+                                              r"model/optimiser as the saved run, or start fresh in a new folder\.$"):
+        _mlp_run(tmp_path / "run", hidden=48)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["format"] == FORMAT == 2
+    save_checkpoint(tmp_path / "old" / "last.pt", {**state, "format": 1})              # gan_lib 1.x wrote format 1
+    with pytest.raises(CheckpointError) as info:
+        _mlp_run(tmp_path / "old")
+    assert str(info.value) == ("this checkpoint was not written by training_state() of this gan_lib version: load "
+                               "its parts by hand or start a fresh run.")
+
+
+def _image_run(folder, loss_name, seed, until):
+    """A small DCGAN on ImageBatches (flips on), an LR schedule on D stepped each step, checkpoints in ``folder``."""
     from gan_lib.fast import ImageBatches
     from gan_lib.losses import WassersteinGPLoss
     from gan_lib.models import dcgan, gaussian_noise
 
     torch.manual_seed(seed)
     G, D = dcgan(64, g_width=4, d_width=4, d_norm="layer" if loss_name == "wgan-gp" else "batch")
-    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3, (0.0, 0.9)), torch.optim.Adam(D.parameters(), 1e-3, (0.0, 0.9))
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), 1e-3, (0.0, 0.9)) for m in (G, D))
     pixels = torch.randint(0, 256, (20, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
     batches = ImageBatches(pixels, batch_size=6, seed=3, flip=True)            # 3 batches an epoch: epochs turn over
-    extras = {"data": batches, "sched_d": torch.optim.lr_scheduler.StepLR(opt_d, step_size=2, gamma=0.5)}
     loss = WassersteinGPLoss() if loss_name == "wgan-gp" else NonSaturatingLoss()
-    kw = dict(d_steps=2 if loss_name == "wgan-gp" else 1, sample_every=2, progress=False, extras=extras,
-              checkpoints=CheckpointManager(folder, every=3), on_step=lambda step, h: extras["sched_d"].step())
-    run = lambda steps, history=None, fixed=None: train(G, D, opt_g, opt_d, batches, loss,
-                                                        lambda n: gaussian_noise(n, 100), steps, history=history,
-                                                        fixed_noise=fixed if fixed is not None else gaussian_noise(4, 100),
-                                                        **kw)
-    return G, D, opt_g, opt_d, extras, run
+    z = gaussian_noise(4, 100, generator=torch.Generator().manual_seed(seed))   # seed 123: other fixed noise
+    callbacks = [Schedule(opt_d, step_size=2), Grids(z, every=2), (seen := Seen()), Checkpoints(folder, every=3)]
+    run = train(G, D, opt_g, opt_d, batches, loss, lambda n: gaussian_noise(n, 100), until, callbacks=callbacks,
+                options=Options(d_steps=2 if loss_name == "wgan-gp" else 1, progress=False))
+    return (G, D, opt_g, opt_d, callbacks[:2]), batches, seen, run
 
 
 @pytest.mark.parametrize("loss_name", ["bce", "wgan-gp"])
 def test_stopping_and_resuming_through_train_is_bit_identical_with_image_batches(tmp_path, loss_name):
-    G, D, opt_g, opt_d, extras, run = _image_run(tmp_path / "straight", loss_name, seed=0)
-    straight = run(7)                                                        # 7 steps without stopping
-
-    run_a = _image_run(tmp_path / "stopped", loss_name, seed=0)[-1]
-    run_a(4)                                                                 # session 1: 4 steps, then "disconnect"
-    G2, D2, opt_g2, opt_d2, extras2, run_b = _image_run(tmp_path / "stopped", loss_name, seed=123)  # session 2
-    state = CheckpointManager(tmp_path / "stopped").resume()
-    restored = restore_training_state(state, G2, D2, opt_g2, opt_d2, extras=extras2)
-    assert restored["step"] == 4 and extras2["data"].state_dict()["position"] == (4 * (2 if loss_name == "wgan-gp" else 1) % 3) * 6
-    resumed = run_b(3, history=restored["history"], fixed=restored["fixed_noise"])
-
-    for a, b in [(G, G2), (D, D2), (opt_g, opt_g2), (opt_d, opt_d2), (extras["sched_d"], extras2["sched_d"])]:
-        _assert_same(a.state_dict(), b.state_dict(), type(a).__name__)
-    assert extras["data"].state_dict() == extras2["data"].state_dict()
-    assert resumed["step"] == straight["step"] == 7 and resumed["loss_d"] == straight["loss_d"]
-    _assert_same(resumed["samples"], straight["samples"], "samples")
+    parts, batches, _, straight = _image_run(tmp_path / "straight", loss_name, seed=0, until=7)
+    _image_run(tmp_path / "stopped", loss_name, seed=0, until=4)              # session 1: 4 steps, then "disconnect"
+    parts2, batches2, seen, resumed = _image_run(tmp_path / "stopped", loss_name, seed=123, until=7)   # session 2
+    d_steps = 2 if loss_name == "wgan-gp" else 1
+    assert seen.step == 4 and seen.data["position"] == (4 * d_steps % 3) * 6   # the data's place, restored
+    _assert_same_run(parts, parts2)                                           # weights, optimisers, LR, grids
+    assert batches.state_dict() == batches2.state_dict()
+    assert resumed.step == straight.step == 7 and resumed.history == straight.history
+    assert resumed.resumed_from == 4 and [s for s, _ in parts2[4][1].samples] == [2, 4, 6]
 
 
-def test_a_checkpoint_saved_without_an_extra_still_resumes_with_a_warning(tmp_path):
-    """A checkpoint from an older lesson version has no "data" state: resuming warns and goes on."""
-    G, D, opt_g, opt_d, extras = _models(0)
-    path = save_checkpoint(tmp_path / "old.pt", training_state(G, D, opt_g, opt_d, {"step": 3}))
-    G2, D2, opt_g2, opt_d2, extras2 = _models(1)
-    with pytest.warns(UserWarning, match=r"no extra state for \['ema', 'sched_g'\].*keep their current state"):
-        restored = restore_training_state(load_checkpoint(path), G2, D2, opt_g2, opt_d2, extras=extras2)
-    assert restored["step"] == 3 and torch.equal(G2[0].weight, G[0].weight)
+def test_a_checkpoint_without_a_callbacks_state_still_resumes_with_a_warning(tmp_path):
+    """A run saved without an EMA (or by an older version) resumes with one, which keeps its current state; a
+    saved callback state nobody asks for is said too."""
+    G, D, opt_g, opt_d, callbacks = _models(0)
+    train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), _noise, 3, options=QUIET,
+          callbacks=[callbacks[1], Checkpoints(tmp_path, every=100)])                   # Schedule only
+    G2, D2, opt_g2, opt_d2, callbacks2 = _models(1)
+    unused = r"1 callback state\(s\) in the checkpoint were not restored: \['Schedule'\]"
+    with pytest.warns(UserWarning, match=r"no callback state for \['EMA'\].*keep their current state"), \
+            pytest.warns(UserWarning, match=unused):
+        run = train(G2, D2, opt_g2, opt_d2, _batches(), NonSaturatingLoss(), _noise, 3, options=QUIET,
+                    callbacks=[callbacks2[0], Checkpoints(tmp_path, every=100)])
+    assert run.resumed_from == 3 and torch.equal(G2[0].weight, G[0].weight)
+    with pytest.warns(UserWarning, match=unused):
+        _run(_models(1)[:4] + ([],), 3, tmp_path)
 
 
 def test_resume_refuses_a_run_trained_with_other_settings_and_names_each_change(tmp_path):
     settings = {"lr": 2e-4, "batch": 64, "loss": "bce", "widths": (128, 256)}
-    manager = CheckpointManager(tmp_path, keep_best_by="kid", settings=settings)
+    manager = Checkpoints(tmp_path, keep_best_by="kid", settings=settings)
     manager.save({"step": 3}, kid=0.5)
-    assert CheckpointManager(tmp_path, settings=dict(settings)).resume()["step"] == 3     # same settings: loads
-    changed = CheckpointManager(tmp_path, keep_best_by="kid", settings={**settings, "lr": 1e-4, "batch": 128})
+    assert Checkpoints(tmp_path, settings=dict(settings)).load()["step"] == 3          # same settings: loads
+    changed = Checkpoints(tmp_path, keep_best_by="kid", settings={**settings, "lr": 1e-4, "batch": 128})
     with pytest.raises(CheckpointError) as caught:
-        changed.resume()
+        changed.load()
     message = str(caught.value)
     assert "batch 64 -> 128; lr 0.0002 -> 0.0001" in message and "loss" not in message
     assert "new checkpoint folder" in message and "RESUME = False" in message and message.count(". ") == 0
@@ -348,12 +398,25 @@ def test_resume_refuses_a_run_trained_with_other_settings_and_names_each_change(
     assert changed.best() is None                     # the other run's best.pt does not count for this run
     assert [p.name for p in changed.save({"step": 1}, kid=0.9)] == ["last.pt", "best.pt"]
     with pytest.raises(CheckpointError, match=r"dropout '\(unset\)' -> 0.3"):
-        CheckpointManager(tmp_path, settings={**settings, "lr": 1e-4, "batch": 128, "dropout": 0.3}).resume()
+        Checkpoints(tmp_path, settings={**settings, "lr": 1e-4, "batch": 128, "dropout": 0.3}).load()
     with pytest.warns(UserWarning, match="saved without settings"):   # an old run: loaded, with a warning
-        CheckpointManager(tmp_path / "old").save({"step": 2})
-        assert CheckpointManager(tmp_path / "old", settings=settings).resume()["step"] == 2
+        Checkpoints(tmp_path / "old").save({"step": 2})
+        assert Checkpoints(tmp_path / "old", settings=settings).load()["step"] == 2
     with pytest.raises(TypeError, match="settings must be a dict of plain values"):
-        CheckpointManager(tmp_path, settings={"device": torch.device("cpu")})
+        Checkpoints(tmp_path, settings={"device": torch.device("cpu")})
+
+
+def test_train_refuses_to_resume_with_other_settings_before_any_step(tmp_path):
+    _mlp_run(tmp_path, settings={"lr": 1e-3, "seed": 0})
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError) as caught:
+        _mlp_run(tmp_path, until=6, settings={"lr": 1e-3, "seed": 1})
+    assert str(caught.value) == (f"{tmp_path / 'last.pt'} was trained with other settings (seed 0 -> 1): use a new "
+                                 f"checkpoint folder for the new settings, or set RESUME = False to train from scratch "
+                                 f"in this one (nothing has been deleted).")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files             # nothing trained or written
+    fresh = _mlp_run(tmp_path, until=2, settings={"lr": 1e-3, "seed": 1}, resume=False)   # RESUME = False
+    assert fresh.resumed_from is None and load_checkpoint(tmp_path / "last.pt")["checkpoint"]["settings"]["seed"] == 1
 
 
 def _member_data_offset(path, name):
@@ -379,12 +442,7 @@ def _flip_a_byte_of_the_optimiser(path):
 
 
 def test_a_flipped_byte_inside_a_stored_tensor_is_caught_by_the_crc(tmp_path):
-    G, D, opt_g, opt_d, _ = _models(0)
-    D(torch.randn(8, 2)).mean().backward()
-    opt_d.step()
-    manager = CheckpointManager(tmp_path)
-    manager.save(training_state(G, D, opt_g, opt_d, {"step": 1}))
-    manager.save(training_state(G, D, opt_g, opt_d, {"step": 2}))           # previous.pt holds step 1
+    _run(_models(0), 2, tmp_path, every=1)                                   # previous.pt holds step 1
     name, before = _flip_a_byte_of_the_optimiser(tmp_path / "last.pt")
     after = torch.load(tmp_path / "last.pt", weights_only=True)["opt_d"]["state"][0]["exp_avg_sq"]
     assert not torch.equal(before, after)                   # torch.load alone reads the damaged value silently
@@ -394,8 +452,12 @@ def test_a_flipped_byte_inside_a_stored_tensor_is_caught_by_the_crc(tmp_path):
         load_checkpoint(tmp_path / "last.pt")
     _one_sentence(str(info.value), tmp_path / "last.pt")
     with pytest.warns(UserWarning, match=r"previous.pt \(step 1\) because .*last.pt is corrupted"):
-        assert manager.resume()["step"] == 1
+        assert Checkpoints(tmp_path).load()["step"] == 1
     assert (tmp_path / "last.damaged.pt").exists()          # kept aside, as a truncated one is
+    os.replace(tmp_path / "last.damaged.pt", tmp_path / "last.pt")
+    with pytest.warns(UserWarning, match=r"previous.pt \(step 1\) because .*last.pt is corrupted"):
+        run = _run(_models(1), 3, tmp_path, every=1)                         # train falls back by itself
+    assert run.resumed_from == 1 and run.step == 3
 
 
 def test_a_checkpoint_saved_without_crcs_still_loads(tmp_path):
@@ -410,7 +472,7 @@ def test_a_checkpoint_saved_without_crcs_still_loads(tmp_path):
 @pytest.mark.parametrize("error", [RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"),
                                    OSError(28, "No space left on device")])
 def test_a_full_disk_during_a_save_is_one_sentence_and_loses_nothing(tmp_path, monkeypatch, error):
-    manager = CheckpointManager(tmp_path)
+    manager = Checkpoints(tmp_path)
     manager.save({"step": 1})
     manager.save({"step": 2})
     real_save = torch.save
@@ -457,7 +519,7 @@ def test_random_bytes_are_not_a_checkpoint_rather_than_pickled_objects(tmp_path)
 
 
 def test_a_folder_passed_to_load_checkpoint_is_named_a_folder_with_the_files_to_pass(tmp_path):
-    CheckpointManager(tmp_path, keep_best_by="fid").save({"step": 1}, fid=3.0)
+    Checkpoints(tmp_path, keep_best_by="fid").save({"step": 1}, fid=3.0)
     with pytest.raises(IsADirectoryError, match=r"is a folder, not a checkpoint file: pass one of its checkpoint "
                                                 r"files \(last.pt, best.pt\), e.g. .*last.pt\.$") as info:
         load_checkpoint(tmp_path)
@@ -474,7 +536,7 @@ def test_checkpoints_get_the_mode_a_plain_open_gives(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
         path = save_checkpoint(tmp_path / "one.pt", {"step": 1})
-        written = CheckpointManager(tmp_path / "run", keep_best_by="fid").save({"step": 1}, fid=1.0)
+        written = Checkpoints(tmp_path / "run", keep_best_by="fid").save({"step": 1}, fid=1.0)
         (tmp_path / "plain").write_bytes(b"")
     finally:
         os.umask(old)
@@ -482,10 +544,59 @@ def test_checkpoints_get_the_mode_a_plain_open_gives(tmp_path, umask, mode):
 
 
 def test_a_keep_best_by_the_evaluation_does_not_return_is_refused_naming_what_it_does(tmp_path):
-    manager = CheckpointManager(tmp_path, keep_best_by="kid")
+    manager = Checkpoints(tmp_path, keep_best_by="kid")
     manager.save({"step": 1})                                # a save without metrics is fine
     with pytest.raises(ValueError) as info:
         manager.save({"step": 2}, fid=40.0, kid_mean=0.03, kid_std=0.01)
     assert str(info.value) == ("keep_best_by='kid' is not among the evaluation's results (fid, kid_mean, kid_std): "
                                "pick one of them, e.g. keep_best_by='kid_mean'.")
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 1 and not (tmp_path / "best.pt").exists()
+
+
+class NaNAt(NonSaturatingLoss):
+    """BCE that is NaN at D update number ``bad`` (a learning rate blowing up, say); ``once``: only that time (a
+    passing fault). The count lives outside the loss's state, so a rollback does not replay it."""
+
+    def __init__(self, bad, once=False):
+        super().__init__()
+        self.calls, self.bad, self.once = 0, bad, once
+
+    def discriminator_loss(self, D, real, fake, scale=1.0):
+        self.calls += 1
+        loss, stats = super().discriminator_loss(D, real, fake, scale)
+        nan = self.calls == self.bad if self.once else self.calls >= self.bad
+        return (loss * float("nan") if nan else loss), stats
+
+
+def test_nan_stops_before_anything_nan_is_saved(tmp_path):
+    parts = _models(0)
+    with pytest.raises(TrainingDiverged) as info:
+        _run(parts, 10, tmp_path, loss=NaNAt(5), every=2)
+    assert str(info.value).startswith("training diverged at step 5: loss_d = nan")
+    assert str(info.value).endswith(f"Nothing NaN was saved: the last checkpoint in {tmp_path} (step 4) is still "
+                                    f"good.")
+    assert [load_checkpoint(tmp_path / n)["step"] for n in ("last.pt", "previous.pt")] == [4, 2]   # no save at 5
+    for name in ("last.pt", "previous.pt"):
+        state = load_checkpoint(tmp_path / name)
+        tensors = [*state["G"].values(), *state["D"].values(), *state["run"]["callbacks"]["EMA"].values()]
+        assert all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
+        assert all(math.isfinite(v) for values in state["run"]["history"].values() for v in values)
+    assert not torch.isfinite(parts[1][0].weight).all()                      # D itself did turn NaN
+
+
+def test_a_rollback_after_a_passing_nan_goes_on_as_if_it_never_happened(tmp_path):
+    """Watch(on_nan="rollback") puts step 4's checkpoint back (weights, optimisers, callbacks, random state); the
+    other callbacks do not see the restored step again (no second EMA update, no repeated grid), so the run then
+    trains on exactly as one that never met the NaN."""
+    straight_parts = _models(0)
+    straight = _run(straight_parts, 8, tmp_path / "straight", every=2)
+    parts = _models(0)
+    with pytest.warns(UserWarning, match=r"diverged at step 5: loss_d = nan.*Rolled back to the checkpoint of step 4"):
+        run = train(*parts[:4], _batches(), NaNAt(5, once=True), _noise, 8, options=QUIET,
+                    callbacks=[*parts[4], Watch(on_nan="rollback"), Checkpoints(tmp_path / "nan", every=2)])
+        if run.step < 8:                             # a Watch that ends the call at the rolled-back step: go on
+            run = train(*parts[:4], _batches(), NonSaturatingLoss(), _noise, 8, options=QUIET, run=run,
+                        callbacks=[*parts[4], Watch(on_nan="rollback"), Checkpoints(tmp_path / "nan", every=2)])
+    assert run.step == 8 and [step for step, _ in run.warnings] == [4]
+    assert run.history == straight.history and [s for s, _ in parts[4][2].samples] == [2, 4, 6, 8]
+    _assert_same_run(straight_parts, parts)

@@ -8,7 +8,7 @@ from gan_lib.fast import ImageBatches, choose_precision, compile_models
 from gan_lib.images import FaceTensor
 from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss, gradient_penalty
 from gan_lib.models import dcgan, gaussian_noise
-from gan_lib.train import infinite, train
+from gan_lib.train import Options, infinite, train
 
 
 def _pixels(n=40, size=8, seed=0):
@@ -90,30 +90,46 @@ def _train(precision="fp32", channels_last=False, loss=None, steps=3, compile=Fa
         order = torch.randperm(32, generator=torch.Generator().manual_seed(0))
         batches = infinite(DataLoader(FaceTensor(pixels, "test"), batch_size=8, sampler=order.tolist()))
     gen = torch.Generator().manual_seed(1)   # its own stream: iterating a DataLoader draws from torch's global one
-    history = train(G, D, opt_g, opt_d, batches, loss or NonSaturatingLoss(), lambda n: gaussian_noise(n, 100, gen),
-                    steps, progress=False, precision=precision, compile=compile)
-    return G, D, history
+    run = train(G, D, opt_g, opt_d, batches, loss or NonSaturatingLoss(), lambda n: gaussian_noise(n, 100, gen),
+                steps, options=Options(precision=precision, compile=compile, progress=False))
+    return G, D, run
 
 
 def test_fast_path_matches_the_plain_path_on_the_cpu():
-    G1, D1, h1 = _train()
-    G2, D2, h2 = _train(channels_last=True)
+    G1, D1, r1 = _train()
+    G2, D2, r2 = _train(channels_last=True)
+    h1, h2 = r1.history, r2.history
     for a, b in zip([*G1.state_dict().values(), *D1.state_dict().values()],
                     [*G2.state_dict().values(), *D2.state_dict().values()]):
         assert torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
     assert h1["loss_d"] == pytest.approx(h2["loss_d"], rel=1e-4)
-    _, _, h3 = _train(precision="bf16", channels_last=True)                # bf16: the same run, to ~1%
+    h3 = _train(precision="bf16", channels_last=True)[2].history           # bf16: the same run, to ~1%
     assert h3["loss_d"] == pytest.approx(h1["loss_d"], rel=0.03) and h3["loss_g"] == pytest.approx(h1["loss_g"], rel=0.03)
 
 
+class ScaleSeen(WassersteinGPLoss):
+    """WGAN-GP that records the ``scale`` the loop passes to its penalty."""
+
+    def __init__(self):
+        super().__init__()
+        self.scales = []
+
+    def discriminator_loss(self, D, real, fake, scale=1.0):
+        self.scales.append(scale)
+        return super().discriminator_loss(D, real, fake, scale)
+
+
 def test_fp16_scales_the_gradient_penalty_and_stays_finite():
-    loss = WassersteinGPLoss()
-    G, D, history = _train(precision="fp16", loss=loss, steps=2, d_norm="layer")
-    assert loss.grad_scale > 1                                             # the GradScaler's scale reached the penalty
+    loss = ScaleSeen()
+    G, D, run = _train(precision="fp16", loss=loss, steps=2, d_norm="layer")
+    assert loss.scales and min(loss.scales) > 1                            # the GradScaler's scale reached the penalty
+    assert loss.scales[0] == 65536.0 and run.scaler["scale"] <= 65536.0   # and the run keeps the scaler's state
     assert all(torch.isfinite(p).all() for p in [*G.parameters(), *D.parameters()])
-    recorded = len(history["loss_d"])
-    assert recorded + history.get("fp16_skipped_steps", 0) == 2                 # skipped updates are counted
-    assert all(torch.isfinite(torch.tensor(history[k])).all() for k in ("loss_d", "gradient penalty"))
+    recorded = len(run.history["loss_d"])
+    assert recorded + run.fp16_skipped == 2                                # skipped updates are counted
+    assert all(torch.isfinite(torch.tensor(run.history[k])).all() for k in ("loss_d", "gradient penalty"))
+    fp32 = ScaleSeen()
+    assert _train(loss=fp32, steps=1)[2].scaler == {} and fp32.scales == [1.0]   # fp32: no scaler, scale 1
 
 
 def test_a_scaled_gradient_penalty_equals_the_unscaled_one():
@@ -136,8 +152,8 @@ def test_compile_falls_back_to_eager_when_the_first_step_fails(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", Broken)
     with pytest.warns(UserWarning, match="torch.compile failed at the first step.*inductor could not lower"):
-        _, _, h1 = _train(compile=True)
-    assert h1["step"] == 3 and len(h1["loss_d"]) == 3   # trained on, eagerly (Broken would raise again)
+        _, _, r1 = _train(compile=True)
+    assert r1.step == 3 and len(r1.history["loss_d"]) == 3   # trained on, eagerly (Broken would raise again)
     G, D = dcgan(64, g_width=4, d_width=4)
     with pytest.warns(UserWarning, match="double backward"):
         assert compile_models(G, D, double_backward=True) == (G, D)
@@ -157,7 +173,7 @@ def test_cpu_step_speed_counts_one_training_step_of_a_tiny_conv_pair():
     opt_g, opt_d = (torch.optim.Adam(m.parameters(), 2e-4, (0.5, 0.999)) for m in (G, D))
     batch, g_pass, d_pass = 8, 2 * 4 * 3 * 4 * 4, 2 * 3 * 4 * 4             # per image, one forward each
     flops = counted_flops(lambda: train(G, D, opt_g, opt_d, iter([torch.randn(batch, 3, 4, 4)]), NonSaturatingLoss(),
-                                        lambda n: torch.randn(n, 4, 1, 1), 1, progress=False, watch=False))
+                                        lambda n: torch.randn(n, 4, 1, 1), 1, options=Options(progress=False)))
     # G: forward + weight gradient; D: real and fake forwards + weight gradients, then G's pass through D (forward,
     # input and weight gradients)
     assert flops == batch * (2 * g_pass + 2 * 2 * d_pass + 3 * d_pass)

@@ -156,6 +156,7 @@ class Checkpoints(Callback):
         self.saved: Path | None = None         # the last file written by this callback
         self.loop: Loop | None = None          # the loop of the last train() call (remember() saves it)
         self._saved_at: tuple[int, float] = (-1, 0.0)   # (step, seconds) of the last save or load
+        self._rng = None                       # the random state of the last save or load (remember() keeps it)
 
     # --- as a callback: load before the first step, save when due and at the end ---
     def on_start(self, loop) -> None:
@@ -165,11 +166,13 @@ class Checkpoints(Callback):
         state = self.load()
         if state is not None:
             restore(state, loop)
+            self._rng = state["rng"]
             loop.run.resumed_from = loop.run.step
             self._saved_at = (loop.run.step, loop.run.seconds)
             finished = loop.until is not None and loop.run.step >= loop.until
-            print(f"{self.folder}: resumed at step {loop.run.step:,}"
-                  + (" (finished: loaded, nothing to train)" if finished else ""))
+            if is_main_rank():                 # under DDP every rank loads it; one says so
+                print(f"{self.folder}: resumed at step {loop.run.step:,}"
+                      + (" (finished: loaded, nothing to train)" if finished else ""))
 
     def on_step(self, loop) -> None:
         run = loop.run
@@ -196,8 +199,8 @@ class Checkpoints(Callback):
         run = self.loop.run
         if name not in run.results:
             run.results[name] = compute()
-            if is_main_rank():
-                self.save(training_state(self.loop))
+            if is_main_rank():                 # the random state of the run, not the one compute() left
+                self.save({**training_state(self.loop), **({"rng": self._rng} if self._rng else {})})
         return run.results[name]
 
     def _changes(self, state: dict) -> list[str] | None:
@@ -238,6 +241,7 @@ class Checkpoints(Callback):
         if last.exists():
             os.replace(last, self.folder / "previous.pt")
         written = [_move_into_place(tmp, last)]
+        self._rng = state.get("rng")
         value, best = metrics.get(self.keep_best_by), self.best()
         if value is not None and value == value and (best is None or (value < best if self.mode == "min"
                                                                       else value > best)):  # NaN is never best

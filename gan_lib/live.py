@@ -63,7 +63,8 @@ class LiveView(Callback):
     def on_step(self, loop: Loop) -> None:
         self.history, self.grid, self.step = loop.run.history, _newest_grid(loop), loop.run.step
         if not self.static and self.step % self.every == 0:
-            self.show(self.step)
+            with loop.paused():                      # drawing is not training time
+                self.show(self.step)
 
     def on_end(self, loop: Loop) -> None:
         if self.history is not None:                 # a call that trained: draw where it ended

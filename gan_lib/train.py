@@ -189,6 +189,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                 skipped = training_step(loop, models)
             # --- record: the numbers of the step (not of an update the GradScaler skipped) ---
             run.step += 1
+            run.results.clear()                        # scores remembered for an earlier step no longer hold
             images += options.d_steps * loop.real.shape[0]
             loop.skipped = skipped
             if skipped:
@@ -279,7 +280,7 @@ def _finish(loop: Loop) -> None:
     """The end of a call: time and the GradScaler into the run, then each callback's on_end (Checkpoints saves)."""
     loop.tick()
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
-    for cb in loop.callbacks:
+    for cb in reversed(loop.callbacks):               # Checkpoints first: saved even if a later one fails
         cb.on_end(loop)
 
 

@@ -206,3 +206,14 @@ def test_remember_computes_once_and_a_new_session_reads_the_saved_result(tmp_pat
     assert loaded.resumed_from == 4 and loaded.seconds == run.seconds
     assert again.remember("final N=16", final_score) == {"fid": 41.5, "n": 16} and len(calls) == 1   # not rescored
     assert again.remember("final N=64", lambda: calls.append(1) or {"fid": 30.0})["fid"] == 30.0 and len(calls) == 2
+
+
+def test_a_run_trained_further_forgets_its_remembered_scores(tmp_path):
+    calls = []
+    ckpt = Checkpoints(tmp_path, every=100)
+    _train(_parts(), 4, [ckpt])
+    assert ckpt.remember("final", lambda: calls.append(4) or {"fid": 50.0}) == {"fid": 50.0}
+    longer = Checkpoints(tmp_path, every=100)                           # a later session trains on to step 6
+    run = _train(_parts(1), 6, [longer])
+    assert run.resumed_from == 4 and run.step == 6 and run.results == {}         # step 4's score no longer holds
+    assert longer.remember("final", lambda: calls.append(6) or {"fid": 40.0}) == {"fid": 40.0} and calls == [4, 6]

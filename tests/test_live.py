@@ -1,5 +1,6 @@
 """The live training view and TensorBoard as callbacks: render only at the interval, into one display id, draw the
 newest grid of the run's Grids callback, and close their figures."""
+import contextlib
 from types import SimpleNamespace
 
 import IPython.display
@@ -84,7 +85,8 @@ def test_total_steps_widens_the_interval_to_bound_the_renders(fake_display):
     calls = []
     view.show = calls.append                               # count renders without drawing
     for step in range(1, 41):
-        view.on_step(SimpleNamespace(run=SimpleNamespace(step=step, history={}), find=lambda kind: None))
+        view.on_step(SimpleNamespace(run=SimpleNamespace(step=step, history={}), find=lambda kind: None,
+                                     paused=contextlib.nullcontext))
     assert calls == [8, 16, 24, 32, 40]
     with pytest.raises(ValueError, match="every"):
         LiveView(every=0)

@@ -140,7 +140,7 @@ def test_optional_parts_clip_record_callback_and_checkpoint(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["last.pt", "previous.pt"]
 
 
-def test_callbacks_run_in_order_and_on_start_in_reverse():
+def test_callbacks_run_in_order_and_on_start_and_on_end_in_reverse():
     G, D, opt_g, opt_d, loader = _toy_setup()
     said = []
 
@@ -159,7 +159,7 @@ def test_callbacks_run_in_order_and_on_start_in_reverse():
 
     train(G, D, opt_g, opt_d, infinite(loader), NonSaturatingLoss(), _noise, 1,
           callbacks=[Named("late", 5), Named("early", -5)], options=QUIET)
-    assert said == ["start late", "start early", "step early", "step late", "end early", "end late"]
+    assert said == ["start late", "start early", "step early", "step late", "end late", "end early"]
 
 
 def test_a_callback_can_stop_the_call():

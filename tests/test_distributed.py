@@ -226,11 +226,17 @@ def _trainer_with_a_failing_rank(rank, port, faces, out):
     os._exit(code)
 
 
-def test_a_rank_that_fails_stops_the_others_with_one_sentence(tmp_path):
+def _face_folder(tmp_path):
+    """16 cartoon faces as PNG files in tmp_path/faces."""
     faces = tmp_path / "faces"
     faces.mkdir()
     for i, face in enumerate(cartoon_faces(16, 64)):
         Image.fromarray(face.permute(1, 2, 0).numpy()).save(faces / f"{i}.png")
+    return faces
+
+
+def test_a_rank_that_fails_stops_the_others_with_one_sentence(tmp_path):
+    faces = _face_folder(tmp_path)
     codes = _two_ranks(_trainer_with_a_failing_rank, faces, tmp_path)
     assert codes == [1, 1]                         # both ended (not None: nobody hangs) and both report failure
     said = [(tmp_path / f"stderr{r}.txt").read_text() for r in range(2)]
@@ -253,10 +259,7 @@ def _trainer_on_two_ranks(rank, port, faces, out, steps):
 
 
 def test_the_command_trains_on_two_ranks_and_its_run_moves_between_1_and_2_processes(tmp_path):
-    faces = tmp_path / "faces"
-    faces.mkdir()
-    for i, face in enumerate(cartoon_faces(16, 64)):
-        Image.fromarray(face.permute(1, 2, 0).numpy()).save(faces / f"{i}.png")
+    faces = _face_folder(tmp_path)
     said = lambda r, steps: (tmp_path / f"stdout{r}_{steps}.txt").read_text()           # noqa: E731
     assert _two_ranks(_trainer_on_two_ranks, faces, tmp_path, 2) == [0, 0]               # fresh: --resume, empty
     assert "dcgan on 2 process(es), cpu, fp32, batch 8 (4 per process)" in said(0, 2) and said(1, 2) == ""

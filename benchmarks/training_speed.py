@@ -31,7 +31,8 @@ from gan_lib.fast import ImageBatches, adam, configure_device
 from gan_lib.images import FaceFolder
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.models import dcgan, gaussian_noise
-from gan_lib.train import Options, infinite, train
+from gan_lib.train import Options, train
+from gan_lib.data import infinite
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"

@@ -18,7 +18,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
-from gan_lib.train import Callback, Loop, sample
+from gan_lib.train import Callback, Loop
+from gan_lib.explore import sample
 from gan_lib.trainer.distributed import is_main
 
 

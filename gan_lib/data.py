@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -80,3 +81,15 @@ class FaceTensor(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return to_unit_range(self.images_uint8[i])  # (3, H, W) uint8 -> float in [-1, 1]
+
+
+def infinite(loader: Iterable) -> Iterator:
+    """Cycle through a DataLoader (or any iterable) forever, yielding the images (the first part of a tuple)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch[0] if isinstance(batch, (tuple, list)) else batch
+        if empty:
+            raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
+                             "its size with drop_last=True?")

@@ -18,7 +18,17 @@ from PIL import Image
 
 from gan_lib.models import gaussian_noise
 from gan_lib.plots import image_grid, kept_grids, show_images
-from gan_lib.train import sample
+
+
+@torch.no_grad()
+def sample(G, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in eval mode (dropout and batch-norm statistics frozen), returned on the CPU; G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    try:
+        return G(z.to(next(G.parameters()).device)).cpu()
+    finally:
+        G.train(was_training)
 
 
 def _latent_dim(G, latent_dim: int | None = None) -> int:

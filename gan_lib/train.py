@@ -1,7 +1,7 @@
 """The one training loop lessons 02-05, the benchmarks and the trainer share (lesson 01 writes it by hand first).
 
     run = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, until=5000,
-                callbacks=[EMA(G, half_life=10_000, batch=64), Grids(noise(64), every=500),
+                callbacks=[EMA(G, ema_decay(10_000, batch=64)), Grids(noise(64), every=500),
                            Checkpoints("runs/dcgan", every=500, settings={...})])
 
 ``until`` is always the step the run should reach (its total, not "this many more"): a run loaded at step 3,000
@@ -298,29 +298,6 @@ def _interrupted(loop: Loop) -> TrainingInterrupted:
                 f"{checkpoints.folder}")
         print(f"training stopped by Ctrl-C at step {run.step}: {said}.", file=sys.stderr, flush=True)
     return TrainingInterrupted(run, path)
-
-
-def infinite(loader: Iterable) -> Iterator:
-    """Cycle through a DataLoader (or any iterable) forever, yielding the images (the first part of a tuple)."""
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch[0] if isinstance(batch, (tuple, list)) else batch
-        if empty:
-            raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
-                             "its size with drop_last=True?")
-
-
-@torch.no_grad()
-def sample(G, z: torch.Tensor) -> torch.Tensor:
-    """G(z) in eval mode (dropout and batch-norm statistics frozen), returned on the CPU; G's mode is restored."""
-    was_training = G.training
-    G.eval()
-    try:
-        return G(z.to(next(G.parameters()).device)).cpu()
-    finally:
-        G.train(was_training)
 
 
 def layer_grad_norms(model) -> list[float]:

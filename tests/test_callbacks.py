@@ -9,7 +9,8 @@ import torch.nn as nn
 from gan_lib.callbacks import EMA, Budget, Evaluate, Grids, ema_decay
 from gan_lib.checkpoints import Checkpoints, load_checkpoint
 from gan_lib.losses import NonSaturatingLoss
-from gan_lib.train import Callback, Options, sample, train
+from gan_lib.train import Callback, Options, train
+from gan_lib.explore import sample
 
 QUIET = Options(progress=False)
 

@@ -8,7 +8,8 @@ from gan_lib.fast import ImageBatches, choose_precision, compile_models
 from gan_lib.images import FaceTensor
 from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss, gradient_penalty
 from gan_lib.models import dcgan, gaussian_noise
-from gan_lib.train import Options, infinite, train
+from gan_lib.train import Options, train
+from gan_lib.data import infinite
 
 
 def _pixels(n=40, size=8, seed=0):

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from gan_lib import seed_everything
 from gan_lib.losses import (LOSSES, GANLoss, HingeLoss, NonSaturatingLoss, WassersteinGPLoss, WassersteinLoss,
                             gradient_penalty, make_loss)
-from gan_lib.train import Options, infinite, train
+from gan_lib.train import Options, train
+from gan_lib.data import infinite
 
 W = [0.5, -1.0, 2.0, 0.0]                        # a linear critic's weights on 1x2x2 images
 W_L2, W_L1 = math.sqrt(0.25 + 1 + 4), 3.5        # ||w||_2 and ||w||_1 by hand

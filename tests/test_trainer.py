@@ -17,7 +17,8 @@ from gan_lib import recipes
 from gan_lib.trainer import command as trainer
 from gan_lib.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from gan_lib.io.synthetic_faces import cartoon_faces
-from gan_lib.train import Callback, sample
+from gan_lib.train import Callback
+from gan_lib.explore import sample
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from torchvision.transforms.functional import resize
 
 from gan_lib.eval.evaluate import check_pixels
 from gan_lib.eval.image_metrics import to_uint8_hwc
-from gan_lib.train import sample
+from gan_lib.explore import sample
 
 HW6_COUNT, HW6_SIZE = 1000, 64
 # The JPEG quality of write_submission. The HW6 judge (JudgeBoi) states no size limit that this kit knows of (the

@@ -41,7 +41,8 @@ from gan_lib.fast import ImageBatches, configure_device
 from gan_lib.images import load_faces
 from gan_lib.recipes import RECIPES, WGAN_VARIANTS, build
 from gan_lib.runtime import seed_everything
-from gan_lib.train import Callback, Run, sample, train
+from gan_lib.train import Callback, Run, train
+from gan_lib.explore import sample
 from gan_lib.trainer import distributed
 
 LOCK = "trainer.lock"                      # in --out while a trainer runs there: "<pid> <host>"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import warnings
 from pathlib import Path
 
@@ -290,6 +291,20 @@ class Checkpoints(Callback):
                                   f"checkpoint folder for the new settings, or {self.RESTART} (nothing has been "
                                   f"deleted).")
         if changes is None and self.settings is not None:
-            warnings.warn(f"{path} was saved without settings, so resume() cannot tell whether they changed: it "
+            warnings.warn(f"{path} was saved without settings, so Checkpoints cannot tell whether they changed: it "
                           f"is loaded as it is.", stacklevel=3)
         return state
+
+
+def interrupted(loop: Loop) -> Path | None:
+    """After Ctrl-C, once the call has ended as a normal one does (Checkpoints saved the last finished step): say
+    in one line where that step is and how to go on; return the checkpoint's path (None: nothing saved)."""
+    checkpoints, run = loop.find(Checkpoints), loop.run
+    path = checkpoints.saved if checkpoints is not None else None
+    if is_main_rank():
+        said = ("nothing was saved (no Checkpoints callback), but G, D and the run hold that step" if checkpoints
+                is None else f"saved {path}; to go on, run the same cell again (with RESUME = True) or the same "
+                f"command with --resume" if path else f"no step finished, so nothing new was saved in "
+                f"{checkpoints.folder}")
+        print(f"training stopped by Ctrl-C at step {run.step}: {said}.", file=sys.stderr, flush=True)
+    return path

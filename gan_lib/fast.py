@@ -153,3 +153,10 @@ def compile_models(*models, double_backward: bool = False):
     except Exception as err:  # noqa: BLE001 - e.g. no compiler toolchain on this machine, or Python too new
         warnings.warn(f"torch.compile is not available here ({type(err).__name__}: {err}); training eagerly.")
         return models
+
+
+def eager_again(err: Exception, eager_models):
+    """After a compiled model's first step failed: warn in one line and return the eager models to train with."""
+    said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training eagerly.")
+    return eager_models

@@ -5,9 +5,8 @@ where ``stats`` maps a name to a detached 0-d tensor for the history (e.g. the m
 into floats, once per step.
 
 Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged. Lesson 04 adds the
-Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss;
-``make_loss("wgan-gp")`` picks one by name. Lesson 05 wraps any of them in ``Regularised``: DiffAugment on
-every D input, and the lazy R1 (and R2) penalty.
+Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss. Lesson 05
+wraps any of them in ``Regularised``: DiffAugment on every D input, and the lazy R1 (and R2) penalty.
 """
 from __future__ import annotations
 
@@ -116,17 +115,10 @@ def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = No
     ``create_graph=True``, so ``penalty.backward()`` reaches D's parameters. Pass ``eps`` (shape (B, 1, 1, 1)
     for images) to fix the interpolation, e.g. in a test.
 
-    Why the 2-norm: W is defined with the Euclidean distance between images, and the optimal critic is
-    1-Lipschitz for it, with gradient norm exactly 1 along lines between coupled real and fake points
-    (Gulrajani et al., 2017). ``norm=1`` only reproduces a popular HW6 write-up: the 1-norm of a d-dimensional
-    gradient is up to sqrt(d) times its 2-norm (~90x for a spread-out one on 3x64x64 = 12,288 pixels), so pulling
-    it to 1 asks for a critic ~90x flatter than W needs (it is the Lipschitz bound for the max-pixel distance).
-
-    Mixed precision: the penalty must see the *unscaled* gradient. In fp16 pass the GradScaler's scale as
-    ``grad_scale`` (the loop passes it to ``discriminator_loss`` as ``scale``): the gradient is taken of
-    grad_scale * D(x̂).sum(), so that small values do not underflow in fp16, and divided by grad_scale again
-    before the norm (PyTorch's AMP recipe for gradient
-    penalties). The caller scales the total loss afterwards.
+    The 2-norm, because W is defined with the Euclidean distance (lesson 04); ``norm=1`` only reproduces a popular
+    HW6 write-up, whose critic must then be ~90x flatter than W needs at 64 px. In fp16 pass the GradScaler's
+    scale as ``grad_scale`` (the loop passes it as ``scale``): the gradient of grad_scale * D(x̂).sum() does not
+    underflow, and is divided by grad_scale before the norm (PyTorch's AMP recipe for gradient penalties).
     """
     _check_norm(norm)
     if eps is None:
@@ -215,15 +207,3 @@ class Regularised(GANLoss):
 
     def load_state_dict(self, state: dict) -> None:
         self.calls = int(state["calls"])
-
-
-LOSSES = {"bce": NonSaturatingLoss, "wgan": WassersteinLoss, "wgan-gp": WassersteinGPLoss, "hinge": HingeLoss}
-
-
-def make_loss(name: str, **kw):
-    """The loss called ``name`` ("bce", "wgan" with clip=0.01 unless given, "wgan-gp", "hinge"), built with ``kw``."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(map(repr, LOSSES))}.")
-    if name == "wgan":
-        kw.setdefault("clip", 0.01)
-    return LOSSES[name](**kw)

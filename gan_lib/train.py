@@ -15,7 +15,6 @@ last D update's fake batch, as the PyTorch DCGAN tutorial does. Lesson 02 writes
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from gan_lib.fast import choose_precision, compile_models
+from gan_lib.fast import choose_precision, compile_models, eager_again
 from gan_lib.trainer.distributed import is_main, no_sync, unwrap
 
 
@@ -133,9 +132,10 @@ class Loop:
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped ``train``: ``run`` holds the last finished step; ``path`` is the checkpoint saved then."""
 
-    def __init__(self, run: Run, path=None):
-        super().__init__(f"training stopped by Ctrl-C at step {run.step}")
-        self.run, self.path = run, path
+    def __init__(self, loop: Loop):
+        from gan_lib.checkpoints import interrupted
+        self.run, self.path = loop.run, interrupted(loop)
+        super().__init__(f"training stopped by Ctrl-C at step {self.run.step}")
 
 
 def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Callable[[int], torch.Tensor],
@@ -185,7 +185,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
                 if models is wrapped or run.step > (run.resumed_from or 0) or images:
                     raise
-                models = _eager_again(err, wrapped)
+                models = eager_again(err, wrapped)
                 skipped = training_step(loop, models)
             # --- record: the numbers of the step (not of an update the GradScaler skipped) ---
             run.step += 1
@@ -209,9 +209,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             if options.progress and run.step % 50 == 0:
                 bar.set_postfix({"loss_d": f"{loop.numbers['loss_d']:.3f}", "loss_g": f"{loop.numbers['loss_g']:.3f}",
                                  "img/s": f"{images / max(time.perf_counter() - first, 1e-9):,.0f}"})
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:                          # Checkpoints saves the last finished step; one line says so
         bar.close()
-        raise _interrupted(loop) from None
+        _finish(loop)
+        raise TrainingInterrupted(loop) from None
     bar.close()
     _finish(loop)
     return run
@@ -269,35 +270,12 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
     return before is not None and scaler.get_scale() < before
 
 
-def _eager_again(err: Exception, wrapped):
-    import warnings
-    said = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-    warnings.warn(f"torch.compile failed at the first step ({type(err).__name__}: {said}); training eagerly.")
-    return wrapped
-
-
 def _finish(loop: Loop) -> None:
     """The end of a call: time and the GradScaler into the run, then each callback's on_end (Checkpoints saves)."""
     loop.tick()
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
     for cb in reversed(loop.callbacks):               # Checkpoints first: saved even if a later one fails
         cb.on_end(loop)
-
-
-def _interrupted(loop: Loop) -> TrainingInterrupted:
-    """After Ctrl-C: finish as a normal end does (Checkpoints saves the last finished step), say in one line where
-    it is and how to go on, and return the exception to raise."""
-    from gan_lib.checkpoints import Checkpoints
-    _finish(loop)
-    checkpoints, run = loop.find(Checkpoints), loop.run
-    path = checkpoints.saved if checkpoints is not None else None
-    if is_main():
-        said = ("nothing was saved (no Checkpoints callback), but G, D and the run hold that step" if checkpoints
-                is None else f"saved {path}; to go on, run the same cell again (with RESUME = True) or the same "
-                f"command with --resume" if path else f"no step finished, so nothing new was saved in "
-                f"{checkpoints.folder}")
-        print(f"training stopped by Ctrl-C at step {run.step}: {said}.", file=sys.stderr, flush=True)
-    return TrainingInterrupted(run, path)
 
 
 def layer_grad_norms(model) -> list[float]:

@@ -10,8 +10,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gan_lib import seed_everything
-from gan_lib.losses import (LOSSES, GANLoss, HingeLoss, NonSaturatingLoss, WassersteinGPLoss, WassersteinLoss,
-                            gradient_penalty, make_loss)
+from gan_lib.losses import (GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss, WassersteinLoss,
+                            gradient_penalty)
 from gan_lib.train import Options, train
 from gan_lib.data import infinite
 
@@ -121,7 +121,7 @@ def _noise(n):
 def test_weight_clipping_holds_after_every_critic_step_of_the_real_loop():
     G, D, opt_g, opt_d, batches = _image_gan()
     assert max(p.abs().max() for p in D.parameters()) > 0.01                 # else the test proves nothing
-    run = train(G, D, opt_g, opt_d, batches, make_loss("wgan"), _noise, until=2,
+    run = train(G, D, opt_g, opt_d, batches, WassersteinLoss(clip=0.01), _noise, until=2,
                 options=Options(d_steps=2, progress=False))
     assert max(p.abs().max().item() for p in D.parameters()) == pytest.approx(0.01)
     assert len(run.history["W estimate"]) == 2 and all(math.isfinite(v) for v in run.history["loss_d"])
@@ -138,15 +138,12 @@ def test_gradient_penalty_runs_in_the_real_loop():
     assert all(v > 0 for v in run.history["grad norm at x̂"])
 
 
-def test_make_loss_names_defaults_and_errors():
-    assert isinstance(make_loss("bce", real_label=0.9), NonSaturatingLoss)
-    assert make_loss("wgan").clip == 0.01 and make_loss("wgan", clip=None).clip is None
-    gp = make_loss("wgan-gp", gp_weight=5.0, norm=1)
-    assert isinstance(gp, WassersteinGPLoss) and (gp.gp_weight, gp.norm) == (5.0, 1)
-    assert isinstance(make_loss("hinge"), HingeLoss)
-    assert all(issubclass(cls, GANLoss) for cls in LOSSES.values())        # the hooks the loop calls
-    with pytest.raises(ValueError, match="unknown loss 'lsgan'.*'bce', 'wgan', 'wgan-gp', 'hinge'"):
-        make_loss("lsgan")
+def test_every_loss_is_a_gan_loss_and_bad_values_are_refused():
+    for loss in (NonSaturatingLoss(0.9), WassersteinLoss(0.01), WassersteinGPLoss(5.0, norm=1), HingeLoss(),
+                 Regularised(HingeLoss(), r1=1.0)):
+        assert isinstance(loss, GANLoss)                                    # the hooks the loop calls
+    assert WassersteinGPLoss().double_backward and Regularised(NonSaturatingLoss(), r1=0.1).double_backward
+    assert not NonSaturatingLoss().double_backward and not Regularised(NonSaturatingLoss()).double_backward
     with pytest.raises(ValueError, match="norm=3"):
         WassersteinGPLoss(norm=3)
     with pytest.raises(ValueError, match="clip=0"):

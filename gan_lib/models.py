@@ -128,11 +128,8 @@ def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96.
-
-    Transposed convs double the map 4 -> 8 -> 16 -> 32 while the width halves 8w -> 4w -> 2w -> w; the last
-    layer goes to the image size. BatchNorm + ReLU after every layer but the last, Tanh out.
-    """
+    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96: transposed convs double the map
+    4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> 4w -> 2w -> w; BatchNorm + ReLU between, Tanh out."""
 
     def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64, channels: int = 3):
         super().__init__()
@@ -152,12 +149,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, channels, S, S) -> one logit (B, 1); with ``norm`` other than "batch" it is a WGAN-GP critic.
-
-    The mirror of the generator: the first conv brings the image to 32x32, then strided convs halve the map
-    32 -> 16 -> 8 -> 4 while the width doubles w -> 2w -> 4w -> 8w; LeakyReLU(0.2) throughout, a norm layer
-    after every conv but the first and the last.
-    """
+    """image (B, channels, S, S) -> one logit (B, 1), the mirror of G: S -> 32 -> 16 -> 8 -> 4 as the width doubles
+    w -> 8w; LeakyReLU(0.2), ``norm`` between the inner convs (not "batch": a WGAN-GP critic)."""
 
     def __init__(self, image_size: int = 64, width: int = 64, channels: int = 3, norm: str | None = "batch"):
         super().__init__()
@@ -177,11 +170,8 @@ class DCGANDiscriminator(nn.Module):
 
 def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64, channels: int = 3,
           d_norm: str | None = "batch") -> tuple[DCGANGenerator, DCGANDiscriminator]:
-    """The lesson-03/04 pair (G, D) for 64 or 96 px images, initialised with ``dcgan_init``.
-
-    ``d_norm`` picks D's normalisation: "batch" (DCGAN), or "instance", "layer" or None for a WGAN-GP
-    critic, whose gradient penalty is computed per sample and so must not mix samples through BatchNorm.
-    """
+    """The lesson-03/04 pair (G, D) for 64 or 96 px images, initialised with ``dcgan_init``. ``d_norm``: "batch"
+    (DCGAN), or "instance", "layer" or None for a WGAN-GP critic (its per-sample penalty must not mix samples)."""
     G = DCGANGenerator(image_size, latent_dim, g_width, channels)
     D = DCGANDiscriminator(image_size, d_width, channels, d_norm)
     G.apply(dcgan_init)
@@ -190,11 +180,8 @@ def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_widt
 
 
 def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.Sequential, nn.Sequential]:
-    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to a 4x4 map, then
-    transposed convs, and no BatchNorm anywhere. It trains, but worse and less stably than ``dcgan``.
-
-    G accepts (B, latent_dim) or (B, latent_dim, 1, 1) and carries ``.latent_dim``; D returns logits (B, 1).
-    """
+    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to a 4x4 map, transposed
+    convs and no BatchNorm. It trains, but worse and less stably than ``dcgan``. D returns logits (B, 1)."""
     kernel, stride, padding = _edge_layer(image_size)
     G = nn.Sequential(
         nn.Flatten(),                                              # (B, 100)

@@ -9,6 +9,14 @@ trained, only on loading them, drawing the figures and writing the submission.
 
     python benchmarks/instructor_path.py --folder /tmp/instructor            # both sessions of 03, 04, 05
     python benchmarks/instructor_path.py --folder /tmp/instructor --only 04 --second-only
+
+Measured (torch 2.14.1, 2 cores; first sessions on a busy machine, then `--second-only` on the idle one):
+    lesson 03: first session (trains, scores)   1388 s
+    lesson 04: first session (trains, scores)   1061 s
+    lesson 05: first session (trains, scores)    951 s
+    lesson 03: second session (runs finished)     17 s   {'trained': 0, 'computed': []}
+    lesson 04: second session (runs finished)     12 s   {'scored': []}
+    lesson 05: second session (runs finished)     20 s   {'this_session': {'trained': {... every row: 0}, 'scored': []}}
 """
 import argparse
 import sys

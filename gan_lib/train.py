@@ -99,6 +99,8 @@ class Loop:
     callbacks: list
     scaler: torch.amp.GradScaler
     until: int | None
+    device: torch.device | None = None                 # where G and D live
+    dtype: torch.dtype | None = None                   # autocast's dtype; None: fp32
     fake: torch.Tensor | None = None                   # (B, ...) the last G update's batch
     real: torch.Tensor | None = None                   # (B, ...) the last D update's real batch
     reals: list = field(default_factory=list)          # every real batch of the step (Watch checks them)
@@ -162,9 +164,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     callbacks.sort(key=lambda cb: cb.order)
     wrapped, (G, D) = (G, D), (unwrap(G), unwrap(D))                  # DDP wrappers, and the plain models
     device = next(G.parameters()).device
-    precision = choose_precision(device, options.precision)
+    precision = choose_precision(device, options.precision)       # decided once, not in every step
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    loop = Loop(G, D, opt_g, opt_d, batches, loss, noise, options, run, callbacks, scaler, until)
+    loop = Loop(G, D, opt_g, opt_d, batches, loss, noise, options, run, callbacks, scaler, until, device,
+                {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision])
 
     # --- restore: Checkpoints (last in order, first here) loads a saved run, then the others see it ---
     loop._clock = time.perf_counter()
@@ -223,8 +226,7 @@ def training_step(loop: Loop, models) -> bool:
     Sets loop.fake, loop.real(s) and loop.numbers; True when the GradScaler skipped an update (fp16 inf/NaN)."""
     G_, D_ = models                                   # the models to call (DDP-wrapped or compiled)
     o, scaler, loss = loop.options, loop.scaler, loop.loss
-    device = next(loop.G.parameters()).device
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choose_precision(device, o.precision)]
+    device, dtype = loop.device, loop.dtype
     autocast = lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)   # noqa: E731
     skipped, loop.reals = False, []
     loop.grad_norms = [] if o.record_grad_norms else None

@@ -9,6 +9,7 @@ one seed is a demonstration, so give several (``--seeds 0 1 2``).
 
     python benchmarks/quality_curve.py                                   # 5, 10, 20, 30 min; N = 1,000; seed 0
     python benchmarks/quality_curve.py --seeds 0 1 2 > benchmarks/quality_curve.txt
+    python benchmarks/quality_curve.py --ingredients "+ EMA" "+ DiffAugment" --augment-p 0.3   # a lesson 05 row
     python benchmarks/quality_curve.py --minutes 0.2 0.4 --n 64 --reference-limit 256 --pixels   # a quick check
 
 The reference features of the 10,000 shared faces take about 26 min on an idle 2-core CPU the first time
@@ -40,7 +41,10 @@ COLUMNS = ("fid", "kid_mean", "precision", "recall", "afd", "diversity")
 def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
     seed_everything(seed)
-    recipe = build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life)
+    recipe = (build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life)
+              if not args.ingredients else                  # a lesson 05 row: lesson 03's DCGAN + ingredients
+              build("modern", "cpu", ingredients=tuple(args.ingredients), dcgan_width=args.width, batch=args.batch,
+                    ema_half_life=args.half_life, augment_p=args.augment_p, latent_dim=100))
     batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed)
     run, watch, kept = None, Watch(), []         # one Watch for the whole run: each warning is said once
     for mark in sorted(args.minutes):
@@ -53,6 +57,13 @@ def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     return kept
 
 
+def run_G(args):
+    """A generator of the trained architecture, to load each kept state into."""
+    if args.ingredients and "+ StyleGAN2 G, residual D" in args.ingredients:
+        return build("modern", "cpu", ingredients=tuple(args.ingredients), latent_dim=100).G
+    return build("dcgan", "cpu", width=args.width).G
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20, 30], help="training minutes to score at")
@@ -61,6 +72,9 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--half-life", type=float, default=10_000, help="the EMA's half-life in images")
+    parser.add_argument("--ingredients", nargs="+", default=None,
+                        help='lesson 05 row instead of lesson 03: e.g. "+ EMA" "+ DiffAugment" (gan_lib.recipes.INGREDIENTS)')
+    parser.add_argument("--augment-p", type=float, default=0.2, help="DiffAugment's probability (with --ingredients)")
     parser.add_argument("--data", type=Path, default=FACES, help="the faces to train on and score against")
     parser.add_argument("--reference-limit", type=int, default=None, help="score against the first N files only")
     parser.add_argument("--pixels", action="store_true", help="pooled pixels instead of Inception (not FID: fast)")
@@ -77,7 +91,7 @@ def main() -> int:
              else ""), flush=True)
     rows = []
     for seed in args.seeds:
-        G = build("dcgan", "cpu", width=args.width).G
+        G = run_G(args)
         for mark, step, seconds, state in run_seed(seed, faces, args):
             G.load_state_dict(state)
             result = evaluate(sample_seeded(G, args.n, seed=1000 + seed), ref, net=net)

@@ -2,11 +2,8 @@
 
     faces = sample_seeded(G, 16, seed=7)                    # the same 16 faces every time
     best, scores = sample_top_k(G, D, k=64)                 # D picks the 64 best of 256
-    latent_explorer(G, static=not widgets_available())      # sliders in Jupyter/Colab/Kaggle, a grid elsewhere
+    latent_explorer(G)                                      # sliders in a notebook kernel, a grid elsewhere
     animate_samples(grids, path="training.gif")             # a Grids callback of the run
-
-Seed s always means the latent ``gaussian_noise(n, latent_dim, torch.Generator().manual_seed(s))``, drawn on
-the CPU, so a seed names the same faces on any device and the global random state is left untouched.
 """
 from __future__ import annotations
 
@@ -39,54 +36,32 @@ def _latent_dim(G, latent_dim: int | None = None) -> int:
 
 
 def seeded_noise(n: int, seed: int, latent_dim: int) -> torch.Tensor:
-    """n latents z ~ N(0, I) of shape (n, latent_dim, 1, 1) from their own generator seeded with ``seed``."""
+    """n latents z ~ N(0, I) of shape (n, latent_dim, 1, 1) from their own CPU generator seeded with ``seed``:
+    the same on any device, and the global random state is left alone."""
     return gaussian_noise(n, latent_dim, torch.Generator().manual_seed(seed))
 
 
 def sample_seeded(G, n: int, seed: int, latent_dim: int | None = None, batch_size: int = 256) -> torch.Tensor:
-    """n images (n, C, H, W) in [-1, 1] from ``seeded_noise(n, seed, ...)``: the same seed gives the same faces.
-
-    ``latent_dim`` defaults to ``G.latent_dim``; G runs in eval mode, ``batch_size`` latents at a time.
-    """
+    """n images (n, C, H, W) in [-1, 1] of ``seeded_noise(n, seed, latent_dim or G.latent_dim)``."""
     z = seeded_noise(n, seed, _latent_dim(G, latent_dim))                       # (n, L, 1, 1)
     return torch.cat([sample(G, chunk) for chunk in z.split(batch_size)])     # (n, C, H, W) on the CPU
 
 
-@torch.no_grad()
-def _scores(D, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """D's logit for each image, (B,), in eval mode and batches, on the CPU; D's mode is restored."""
-    was_training, device = D.training, next(D.parameters()).device
-    D.eval()
-    try:
-        return torch.cat([D(chunk.to(device)).flatten().cpu() for chunk in images.split(batch_size)])
-    finally:
-        D.train(was_training)
-
-
 def sample_top_k(G, D, k: int, pool: int | None = None, seed: int = 0, batch_size: int = 256):
-    """The k images that D scores highest out of a pool of ``pool`` (default 4k) seeded samples, best first.
-
-    Returns ``(images (k, C, H, W), scores (k,))``, scores being D's logits. The pool is exactly
-    ``sample_seeded(G, pool, seed)``. This is the pytorch-book trick for a nicer-looking grid: it trades
-    diversity for quality (D prefers the faces it finds most typical, so rarer looks get filtered out), and so a
-    top-k grid says little about what G produces on average: use plain samples for FID and the like.
-    """
+    """``(images (k, C, H, W), D's logits (k,))``, best first: the k of ``sample_seeded(G, pool, seed)`` (pool None:
+    4k) that D scores highest. Nicer grids, less diversity: use plain samples for FID and the like."""
     pool = 4 * k if pool is None else pool
     if not 1 <= k <= pool:
         raise ValueError(f"k={k}, pool={pool}: choose 1 <= k <= pool, e.g. pool=4*k.")
     images = sample_seeded(G, pool, seed, batch_size=batch_size)                  # (pool, C, H, W)
-    scores = _scores(D, images, batch_size)                                       # (pool,)
+    scores = torch.cat([sample(D, chunk).flatten() for chunk in images.split(batch_size)])   # (pool,), eval mode
     best = scores.topk(k).indices                                                 # (k,), highest first
     return images[best], scores[best]
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation from z0 (t=0) to z1 (t=1) along the great circle between them.
-
-    A 1-D tensor is one vector; otherwise the first dimension counts vectors, each flattened, e.g.
-    (B, latent_dim, 1, 1). Where two vectors are (anti)parallel the angle is ~0 (or ~pi) and the arc is not
-    defined, so those fall back to linear interpolation. The result has the shape of z0.
-    """
+    """Spherical interpolation from z0 (t=0) to z1 (t=1), in z0's shape: one vector, or (B, ...) of vectors.
+    (Anti)parallel vectors have no arc between them and are interpolated linearly."""
     if z0.shape != z1.shape:
         raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} differ: pass latents of one shape.")
     a, b = (z.reshape(1, -1) if z0.dim() == 1 else z.flatten(1) for z in (z0, z1))   # (B, D)
@@ -98,25 +73,15 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def interpolation_grid(G, n_rows: int = 4, n_steps: int = 8, seed: int = 0) -> torch.Tensor:
-    """Images (n_rows * n_steps, C, H, W): row i walks by ``slerp`` from one seeded face to another.
-
-    Why slerp and not a straight line: in high dimensions a Gaussian latent has norm ~ sqrt(latent_dim), so
-    the latents G trained on live near a sphere; the midpoint of a straight line between two of them is
-    shorter by ~1/sqrt(2), an atypical z that G rarely saw, and the middle faces come out washed out.
-    """
+    """Images (n_rows * n_steps, C, H, W): row i walks by ``slerp`` from one seeded face to another."""
     z = seeded_noise(2 * n_rows, seed, _latent_dim(G))                            # (2R, L, 1, 1)
     steps = [slerp(z[:n_rows], z[n_rows:], t) for t in torch.linspace(0, 1, n_steps).tolist()]
     return sample(G, torch.stack(steps, 1).flatten(0, 1))                         # (R*S, C, H, W)
 
 
 def widgets_available() -> bool:
-    """True when interactive widgets can be shown: ipywidgets imports *and* a Jupyter kernel is running.
-
-    The rule: ``IPython.get_ipython()`` must return a shell that has a ``kernel`` attribute (Jupyter, Colab,
-    Kaggle, nbclient/nbval). A plain Python process or terminal IPython has none, so it gets False. A headless
-    nbclient/nbval run does have a kernel but no browser: the widgets are built and never drawn, which is
-    harmless (nothing waits for a frontend); smoke tests that want a picture should pass ``static=True``.
-    """
+    """True when ipywidgets imports and a Jupyter kernel runs (Jupyter, Colab, Kaggle, nbclient); False in a
+    plain Python process or terminal IPython."""
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
@@ -126,7 +91,7 @@ def widgets_available() -> bool:
 
 
 def _png(image: torch.Tensor, size: int) -> bytes:
-    """One (C, H, W) image in [-1, 1] -> PNG bytes, scaled to ``size`` px with nearest-neighbour pixels."""
+    """One (C, H, W) image in [-1, 1] -> PNG bytes, ``size`` px wide with nearest-neighbour pixels."""
     from torchvision.transforms.functional import to_pil_image
 
     pil = to_pil_image(image.add(1).div(2).clamp(0, 1))
@@ -136,14 +101,9 @@ def _png(image: torch.Tensor, size: int) -> bytes:
 
 
 def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None, size: int = 256):
-    """Sliders for seed A (start face), seed B (end face) and t in [0, 1]; shows slerp(z_A, z_B, t) large.
-
-    Returns the ipywidgets box (PNG images, which render on Jupyter, Colab and Kaggle). With ``static=True``,
-    or when ipywidgets is not installed, it returns instead a Figure of ``interpolation_grid(G, 4, n_steps)``;
-    ``static=None`` asks ``widgets_available()``.
-    """
-    if static is None:
-        static = not widgets_available()
+    """An ipywidgets box: sliders for seed A, seed B and t, and slerp(z_A, z_B, t) shown large between the two.
+    With ``static=True`` or no ipywidgets, a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
+    static = not widgets_available() if static is None else static
     try:
         import ipywidgets as widgets
     except ImportError:
@@ -175,13 +135,8 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
 
 
 def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
-    """A film of the fixed-noise grids kept during training: a ``Grids`` callback or its ``.samples``, a list of
-    (step, images).
-
-    Returns ``IPython.display.HTML`` with the animation's player; ``path`` ending in .gif also saves it as a GIF
-    (matplotlib's PillowWriter). ``interval`` is the time per frame in ms. The figure is closed, so no stray
-    static frame is shown below the player.
-    """
+    """``IPython.display.HTML`` playing the grids of a ``Grids`` callback (or its ``.samples``), ``interval`` ms
+    each; a ``path`` ending in .gif also saves the film there. The figure is closed: no stray frame below."""
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation, PillowWriter
 

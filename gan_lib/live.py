@@ -1,17 +1,8 @@
-"""A live training view: loss curves and the latest fixed-noise grid, redrawn in one output area in place.
+"""Training views as callbacks: ``LiveView`` redraws the losses and the newest fixed-noise grid in one output
+area, ``TensorBoard(log_dir)`` logs them for TensorBoard (Colab: ``%tensorboard --logdir``).
 
     run = train(G, D, opt_g, opt_d, batches, loss, noise, until=steps,
                 callbacks=[Grids(z, every=100), LiveView(every=100, total_steps=steps)])
-
-In a Jupyter kernel (Jupyter, Colab, Kaggle, nbclient/nbval) the first render opens one output with
-``IPython.display.display(fig, display_id=True)`` and each later render replaces it (``handle.update``): no
-widgets are needed, so it also survives nbconvert/HTML export as the last picture. Elsewhere (plain Python,
-terminal IPython, tests), or with ``static=True``, nothing is drawn during training and ``close()`` draws
-one final figure, left open in pyplot like every figure of ``gan_lib.plots`` (``view.figure`` holds it).
-"In a kernel" is ``explore.widgets_available()``, so a kernel without ipywidgets also gets the static view.
-
-``TensorBoard(log_dir)`` is the same kind of callback for TensorBoard (Colab: ``%tensorboard --logdir``). Both show
-the newest grid of the run's ``Grids`` callback, if it has one.
 """
 from __future__ import annotations
 
@@ -34,20 +25,17 @@ def _newest_grid(loop: Loop):
     return grids.samples[-1] if grids is not None and grids.samples else None
 
 
+def _default_panels(history: Mapping) -> dict[str, list[str]]:
+    panels = {"losses": [key for key in ("loss_d", "loss_g") if key in history]}
+    if "W estimate" in history:
+        panels["W estimate"] = ["W estimate"]
+    return {name: keys for name, keys in panels.items() if keys}
+
+
 class LiveView(Callback):
-    """A callback that redraws the training picture every ``every`` steps, and once more at the end of the call.
-
-    The picture is one figure: ``plot_curves(run.history, panels, smooth)`` on the left and, once the run's
-    ``Grids`` callback holds a grid, the latest one (``nrow`` x ``nrow``, default up to 8 x 8) titled with its
-    step on the right. ``panels`` defaults to the losses, plus the critic's "W estimate" when the history
-    has one. ``total_steps`` (the run's ``until``) widens the interval so that a run renders at most about
-    ``max_renders`` times; without it the interval doubles after every ``max_renders`` renders.
-
-    Cost, measured on a 2-core CPU: one render (2000-step curves and an 8x8 grid of 32 px images) takes
-    ~0.1 s to draw and ~0.17 s with the PNG the page gets (~0.24 s with a "W estimate" panel), so ``every``
-    should be tens to hundreds of steps; ``render_seconds`` and ``renders`` keep the time spent and the count.
-    Between renders a step costs one modulo.
-    """
+    """Every ``every`` steps and at the end, ``plot_curves(history, panels, smooth)`` beside the newest grid; static
+    (``static=True`` or outside a kernel): one figure at the end (``.figure``). ``panels`` None: the losses. At most
+    ~``max_renders`` renders (~0.2 s each) over ``total_steps``; without it ``every`` doubles after each that many."""
 
     def __init__(self, every: int = 100, panels: Mapping[str, Sequence[str]] | None = None, smooth: int = 1,
                  total_steps: int | None = None, max_renders: int = 20, static: bool | None = None,
@@ -72,7 +60,7 @@ class LiveView(Callback):
             self.close()
 
     def show(self, step: int) -> None:
-        """Render the history now and put the figure into the one output area (live mode)."""
+        """Render now into the one output area, ``IPython.display`` with a display id, updated in place."""
         from IPython.display import display
 
         fig = self.render(self.history, self.grid)
@@ -86,20 +74,19 @@ class LiveView(Callback):
             self.every *= 2               # only reached without total_steps, or when a run goes on longer
 
     def render(self, history: Mapping, grid: tuple | None = None) -> plt.Figure:
-        """The figure for ``history``: curves left, the fixed-noise ``grid`` (step, images) right, when given."""
+        """The figure: curves left, the fixed-noise ``grid`` (step, images) right when given."""
         start = time.perf_counter()
         panels = self.panels or _default_panels(history)
         fig = plot_curves(history, panels, smooth=self.smooth, title=self.title)
         if grid is not None:
             step, images = grid
-            n = len(panels)
-            grid = fig.add_gridspec(1, n + 1)
+            layout = fig.add_gridspec(1, len(panels) + 1)
             for i, ax in enumerate(fig.axes):
-                ax.set_subplotspec(grid[i])
+                ax.set_subplotspec(layout[i])
             width, height = fig.get_size_inches()
             fig.set_size_inches(width + height, height)
             nrow = self.nrow or min(8, math.isqrt(len(images)))
-            show_images(images, nrow=nrow, title=f"fixed noise, step {step}", ax=fig.add_subplot(grid[n]))
+            show_images(images, nrow=nrow, title=f"fixed noise, step {step}", ax=fig.add_subplot(layout[-1]))
             fig.tight_layout()
         self.renders += 1
         self.render_seconds += time.perf_counter() - start
@@ -107,41 +94,25 @@ class LiveView(Callback):
         return fig
 
     def close(self) -> None:
-        """Draw the final state once: the live output is brought up to date, or the static figure is drawn."""
-        if self.closed or self.history is None:
-            self.closed = True            # nothing trained yet, or already closed: nothing to draw
+        """Draw the final state once: bring the live output up to date, or draw the static figure."""
+        was_closed, self.closed = self.closed, True
+        if was_closed or self.history is None:       # already closed, or nothing trained: nothing to draw
             return
-        self.closed = True
         if self.static:
-            self.render(self.history, self.grid)   # left open: the notebook (or plt.show()) shows it once
+            self.render(self.history, self.grid)     # left open: the notebook (or plt.show()) shows it once
         elif self.rendered_step != self.step:
             self.show(self.step)
 
-    def __enter__(self) -> "LiveView":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _default_panels(history: Mapping) -> dict[str, list[str]]:
-    panels = {"losses": [key for key in ("loss_d", "loss_g") if key in history]}
-    if "W estimate" in history:
-        panels["W estimate"] = ["W estimate"]
-    return {name: keys for name, keys in panels.items() if keys}
-
 
 class TensorBoard(Callback):
-    """Write to TensorBoard every ``every`` steps: the mean of each per-step number of the history (losses, D's
-    outputs) over those steps, and each new fixed-noise grid. ``.writer`` is the ``SummaryWriter``; view with
-    ``tensorboard --logdir <log_dir>``."""
+    """Every ``every`` steps, log the interval's mean of each per-step number and each new grid to ``.writer``."""
 
     def __init__(self, log_dir: str, every: int = 10):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ImportError("TensorBoard logging needs the tensorboard package: `pip install tensorboard` (Colab "
-                              "and Kaggle have it already), or leave the logger out.") from None
+            raise ImportError("TensorBoard logging needs the tensorboard package: `pip install tensorboard`, "
+                              "or leave the logger out.") from None
         if every < 1:
             raise ValueError(f"every={every}: log every >= 1 steps, e.g. every=10.")
         self.writer, self.every, self.logged_grid = SummaryWriter(log_dir), every, None

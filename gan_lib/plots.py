@@ -7,61 +7,43 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
-    if window <= 1 or len(y) < window:
-        return y
-    kernel = np.ones(window) / window
-    return np.convolve(y, kernel, mode="valid")
-
-
-def plot_curves(
-    history: Mapping[str, Sequence[float]],
-    panels: Mapping[str, Sequence[str]],
-    refs: Mapping[str, Sequence[float]] | None = None,
-    smooth: int = 1,
-    title: str | None = None,
-    xlabel: str = "step",
-    xs: Sequence[float] | None = None,
-):
-    """One panel per entry of ``panels``: ``{"losses": ["loss_d", "loss_g"], ...}``.
-
-    ``refs`` draws dashed horizontal reference lines per panel (e.g. the target mean);
-    ``smooth`` is a moving-average window that makes noisy per-step curves readable;
-    ``xs`` are the x values of the points (default 0, 1, 2, ...), e.g. the steps at which a score was taken.
-    """
-    refs = refs or {}
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (name, keys) in zip(axes[0], panels.items()):
-        for key in keys:
-            if key not in history:
-                raise KeyError(f"history has no curve {key!r}; it has {sorted(history)}.")
-            y = _moving_average(np.asarray(history[key], dtype=float), smooth)
-            x = (np.arange(len(history[key])) if xs is None else np.asarray(xs))[len(history[key]) - len(y):]
-            ax.plot(x, y, label=key, lw=1.2)
-        for value in refs.get(name, ()):
-            ax.axhline(value, color="k", ls="--", lw=0.8)
-        ax.set_title(name)
-        ax.set_xlabel(xlabel)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    if title:
+def _finish(fig, title: str | None, ax=None):
+    """Title ``ax`` (or, without one, the whole figure), lay the figure out and return it."""
+    if title and ax is not None:
+        ax.set_title(title)
+    elif title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def plot_density_snapshots(
-    snapshots: Mapping[int | str, np.ndarray],
-    target_pdf: Callable[[np.ndarray], np.ndarray],
-    x_range: tuple[float, float],
-    bins: int = 60,
-    title: str | None = None,
-):
-    """Histograms of generated 1-D samples, each over the target density.
+def plot_curves(history: Mapping[str, Sequence[float]], panels: Mapping[str, Sequence[str]],
+                refs: Mapping[str, Sequence[float]] | None = None, smooth: int = 1, title: str | None = None,
+                xlabel: str = "step", xs: Sequence[float] | None = None):
+    """One panel per entry of ``panels``, e.g. ``{"losses": ["loss_d", "loss_g"]}``, with dashed ``refs`` lines;
+    ``smooth`` is a moving-average window, ``xs`` the x values of the points (None: 0, 1, 2, ...)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, (name, keys) in zip(axes[0], panels.items()):
+        for key in keys:
+            if key not in history:
+                raise KeyError(f"history has no curve {key!r}; it has {sorted(history)}.")
+            y = np.asarray(history[key], dtype=float)
+            if 1 < smooth <= len(y):
+                y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")          # a moving average
+            x = (np.arange(len(history[key])) if xs is None else np.asarray(xs))[len(history[key]) - len(y):]
+            ax.plot(x, y, label=key, lw=1.2)
+        for value in (refs or {}).get(name, ()):
+            ax.axhline(value, color="k", ls="--", lw=0.8)
+        ax.set(title=name, xlabel=xlabel)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _finish(fig, title)
 
-    Keys are training steps (titled "step N") or any label (e.g. a model's name). Each panel has its own y-axis:
-    a shared one would be set by the tallest panel (an early, narrow spike) and flatten the shapes of the others.
-    """
+
+def plot_density_snapshots(snapshots: Mapping[int | str, np.ndarray], target_pdf: Callable[[np.ndarray], np.ndarray],
+                           x_range: tuple[float, float], bins: int = 60, title: str | None = None):
+    """Histograms of generated 1-D samples over the target density, one panel (own y-axis) per key: an int key is
+    titled "step N", any other by itself (e.g. a model's name)."""
     xs = np.linspace(*x_range, 400)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), squeeze=False)
     for ax, (key, samples) in zip(axes[0], snapshots.items()):
@@ -72,10 +54,7 @@ def plot_density_snapshots(
         ax.set_title(f"{name}: mean {samples.mean():.2f}, std {samples.std():.2f}", fontsize=9)
         ax.set_xlim(*x_range)
     axes[0][0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def image_grid(images, nrow: int) -> np.ndarray:
@@ -108,65 +87,43 @@ def kept_grids(samples) -> list:
 
 
 def plot_progress_strip(samples, nrow: int = 4, max_panels: int = 8, title: str | None = None):
-    """The fixed-noise grids kept during training, side by side: ``samples`` is a ``Grids`` callback or its
-    ``.samples``, a list of (step, images).
-
-    At most ``max_panels`` grids are drawn, evenly spaced over training, always including the last.
-    """
+    """Side by side, up to ``max_panels`` grids of a ``Grids`` callback (or its ``.samples``), evenly spaced over
+    training and always including the last."""
     samples = kept_grids(samples)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(max_panels, len(samples))).round().astype(int))
     fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False)
     for ax, i in zip(axes[0], picks):
         step, images = samples[i]
         show_images(images, nrow=nrow, title=f"step {step}", ax=ax)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def plot_class_histogram(fractions: Mapping[str, Sequence[float]], band: tuple[float, float] | None = (0.04, 0.16),
                          title: str | None = None):
-    """Bars of the share of each class (0-9), one colour per entry, e.g. ``{"generated": ..., "real": ...}``.
-
-    ``band`` shades the range a well-covering generator should stay in (10% each, give or take).
-    """
+    """Bars of each class's share (0-9), one colour per entry, e.g. ``{"generated": ..., "real": ...}``; ``band``
+    shades the range a well-covering generator stays in."""
     fig, ax = plt.subplots(figsize=(6.5, 2.8))
     width = 0.8 / len(fractions)
     for i, (name, shares) in enumerate(fractions.items()):
         ax.bar(np.arange(len(shares)) + (i - (len(fractions) - 1) / 2) * width, shares, width, label=name)
     if band:
         ax.axhspan(*band, color="green", alpha=0.08, label=f"{band[0]:.0%}-{band[1]:.0%}")
-    ax.set_xticks(range(len(shares)))
-    ax.set_xlabel("class predicted by the digit classifier")
-    ax.set_ylabel("share of samples")
+    ax.set(xticks=range(len(shares)), xlabel="class predicted by the digit classifier", ylabel="share of samples")
     ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title, ax)
 
 
 def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str | None = None):
-    """Per-layer gradient norms of the critic, on a log scale by layer depth, one line per run.
-
-    Each history must come from ``train(..., record_grad_norms=True)``; the norms are averaged over the steps
-    after the first ``skip``. Under weight clipping the norms are small and uneven across depth (some layers
-    barely learn); under the gradient penalty they are far larger and change smoothly with depth.
-    """
+    """The critic's per-layer gradient norms (log scale) by depth, averaged over the steps after ``skip``, one line
+    per run; each history from ``train(..., record_grad_norms=True)``."""
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     for name, history in histories.items():
         norms = np.asarray(history["grad_norms_d"][skip:], dtype=float)     # (steps, layers)
         if norms.size == 0:
             raise ValueError(f"{name}: no gradient norms recorded; train with record_grad_norms=True.")
         ax.plot(np.arange(1, norms.shape[1] + 1), norms.mean(0), marker="o", label=name)
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(1, norms.shape[1] + 1))
-    ax.set_xlabel("critic layer (1 = input side)")
-    ax.set_ylabel("gradient norm")
+    ax.set(yscale="log", xticks=np.arange(1, norms.shape[1] + 1), xlabel="critic layer (1 = input side)",
+           ylabel="gradient norm")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title, ax)

@@ -1,13 +1,10 @@
 """Differentiable augmentation (DiffAugment, Zhao et al., 2020) for the discriminator's inputs.
 
-    augment = DiffAugment("color,translation,cutout", p=0.2)
-    loss = Regularised(NonSaturatingLoss(), augment=augment)      # gan_lib.losses: D sees augment(x) for
-                                                                  # real and fake, in both D and G steps
+    loss = Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", p=0.2))
 
-D only ever sees augmented images, real and fake alike, and every op is made of differentiable tensor
-operations, so G's gradient flows back through the augmentation. With probability ``p`` each image of a batch
-is augmented (each op with its own random parameters), otherwise it passes unchanged; a small ``p`` suits a
-large data set (10k+ faces), ``p=1`` is the paper's setting for 100-1,000 images.
+D sees only augmented images, real and fake, and every op is differentiable, so G's gradient flows through it.
+Each image is augmented with probability ``p`` (each op with its own random draw): a small ``p`` suits 10k+
+images, ``p=1`` is the paper's setting for 100-1,000.
 """
 from __future__ import annotations
 
@@ -51,8 +48,8 @@ OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 class DiffAugment:
-    """``augment(x)``: the ops named in ``policy`` (comma-separated, applied in that order) on a random
-    fraction ``p`` of the images in x (B, C, H, W); the rest pass unchanged. Differentiable in x."""
+    """``augment(x)``: the ops in ``policy`` (comma-separated, in that order) on a random fraction ``p`` of the
+    images in x (B, C, H, W); the rest pass unchanged."""
 
     def __init__(self, policy: str = "color,translation,cutout", p: float = 1.0):
         self.ops = [name.strip() for name in policy.split(",") if name.strip()]

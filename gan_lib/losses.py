@@ -1,12 +1,10 @@
-"""GAN losses with one interface, so the shared training loop takes any of them.
+"""GAN losses behind one interface, so the shared training loop takes any of them.
 
-Every loss is a ``GANLoss``: the loop calls its hooks and nothing else. The two losses return ``(loss, stats)``
-where ``stats`` maps a name to a detached 0-d tensor for the history (e.g. the mean D(x)); the loop turns them
-into floats, once per step.
+    loss = Regularised(HingeLoss(), augment=DiffAugment(p=0.2), r1=1.0)      # lesson 05
+    loss_d, stats = loss.discriminator_loss(D, real, fake.detach())          # stats: {name: detached 0-d tensor}
 
-Lesson 01 writes the non-saturating loss out by hand; this is the same loss, packaged. Lesson 04 adds the
-Wasserstein losses (a *critic* f with unbounded scores instead of a classifier) and the hinge loss. Lesson 05
-wraps any of them in ``Regularised``: DiffAugment on every D input, and the lazy R1 (and R2) penalty.
+Lesson 01 writes the non-saturating loss by hand; lesson 04 adds the Wasserstein losses (a *critic* with unbounded
+scores) and hinge; lesson 05 wraps any of them in ``Regularised`` (DiffAugment, lazy R1/R2).
 """
 from __future__ import annotations
 
@@ -15,12 +13,11 @@ import torch.nn.functional as F
 
 
 class GANLoss:
-    """The hooks ``train`` calls. Subclass it and write the two losses; the rest has defaults."""
+    """The hooks ``train`` calls: subclass it and write the two losses, each returning ``(loss, stats)``."""
     double_backward = False    # True when discriminator_loss differentiates D's gradient (a penalty)
 
     def discriminator_loss(self, D, real, fake, scale: float = 1.0):
-        """D's loss on a real and a (detached) fake batch. ``scale``: the fp16 GradScaler's scale (1.0 otherwise),
-        which a gradient penalty needs to take D's gradient without underflow (see ``gradient_penalty``)."""
+        """D's loss on a real and a detached fake batch; ``scale``: fp16's GradScaler scale, for a penalty."""
         raise NotImplementedError
 
     def generator_loss(self, D, fake):
@@ -39,11 +36,8 @@ class GANLoss:
 
 
 class NonSaturatingLoss(GANLoss):
-    """The standard GAN loss: D minimises BCE(real -> 1, fake -> 0); G minimises BCE(fake -> 1) = -log D(G(z)).
-
-    ``real_label`` < 1 is one-sided label smoothing (Salimans et al., 2016): D aims at e.g. 0.9 on real
-    samples, which keeps it from becoming over-confident. The generator's target stays 1.
-    """
+    """D minimises BCE(real -> 1, fake -> 0); G minimises BCE(fake -> 1) = -log D(G(z)). ``real_label`` < 1 is
+    one-sided label smoothing (Salimans et al., 2016): D aims at e.g. 0.9 on real data; G's target stays 1."""
 
     def __init__(self, real_label: float = 1.0):
         if not 0.5 < real_label <= 1.0:
@@ -65,12 +59,9 @@ class NonSaturatingLoss(GANLoss):
 
 
 class WassersteinLoss(GANLoss):
-    """WGAN (Arjovsky et al., 2017): the critic minimises E f(G(z)) - E f(x) (maximises the gap); G: -E f(G(z)).
-
-    With f 1-Lipschitz the best gap is the Wasserstein-1 distance, recorded as ``"W estimate"``. ``clip=0.01``
-    enforces (a crude form of) the constraint by clamping every critic parameter to [-clip, clip] after each
-    update, as in the original paper; ``clip=None`` leaves the critic alone (use a gradient penalty instead).
-    """
+    """WGAN (Arjovsky et al., 2017): the critic minimises E f(G(z)) - E f(x); G minimises -E f(G(z)). With f
+    1-Lipschitz the best gap is W1 (``"W estimate"``). ``clip=0.01`` clamps every critic parameter to [-clip, clip]
+    after each update, as in the paper; None leaves it alone (use a gradient penalty instead)."""
 
     def __init__(self, clip: float | None = None):
         if clip is not None and not clip > 0:
@@ -88,7 +79,6 @@ class WassersteinLoss(GANLoss):
 
     @torch.no_grad()
     def after_discriminator_step(self, D):
-        """Clamp every parameter of D to [-clip, clip] in place (nothing when ``clip`` is None)."""
         if self.clip is not None:
             for p in D.parameters():
                 p.clamp_(-self.clip, self.clip)
@@ -100,26 +90,18 @@ def _check_norm(norm):
 
 
 def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
-    """The gradient of D's scores with respect to its input, d sum_i D(x)_i / dx, shape (B, C, H, W).
-
-    Built with ``create_graph=True``, so a penalty on it trains D; ``grad_scale`` as in ``gradient_penalty``."""
+    """d sum_i D(x)_i / dx (B, C, H, W), built with ``create_graph=True`` so a penalty on it trains D; the
+    gradient of ``grad_scale`` * D(x) (fp16's GradScaler scale: no underflow), divided by it again."""
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x).float().sum() * grad_scale, x, create_graph=True)
     return grad / grad_scale                                              # (B, C, H, W), unscaled
 
 
 def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
-    """(penalty, norms): penalty = mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1).
-
-    ``norms`` (B,) are the per-sample gradient norms over all non-batch dimensions. The gradient is built with
-    ``create_graph=True``, so ``penalty.backward()`` reaches D's parameters. Pass ``eps`` (shape (B, 1, 1, 1)
-    for images) to fix the interpolation, e.g. in a test.
-
-    The 2-norm, because W is defined with the Euclidean distance (lesson 04); ``norm=1`` only reproduces a popular
-    HW6 write-up, whose critic must then be ~90x flatter than W needs at 64 px. In fp16 pass the GradScaler's
-    scale as ``grad_scale`` (the loop passes it as ``scale``): the gradient of grad_scale * D(x̂).sum() does not
-    underflow, and is divided by grad_scale before the norm (PyTorch's AMP recipe for gradient penalties).
-    """
+    """(penalty, norms): mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1), and the
+    per-sample norms (B,); ``penalty.backward()`` trains D. ``eps`` (B, 1, 1, 1) fixes the interpolation (tests).
+    The 2-norm, as W uses the Euclidean distance; ``norm=1`` only reproduces a popular HW6 write-up (its critic
+    must be ~90x flatter at 64 px). ``grad_scale``: as in ``input_gradient`` (PyTorch's AMP recipe)."""
     _check_norm(norm)
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
@@ -129,12 +111,9 @@ def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = No
 
 
 class WassersteinGPLoss(WassersteinLoss):
-    """WGAN-GP (Gulrajani et al., 2017): critic loss E f(G(z)) - E f(x) + gp_weight * gradient_penalty; G as WGAN.
-
-    The stats add ``"gradient penalty"`` (before the weight) and ``"grad norm at x̂"`` (its mean, ideally ~1).
-    The penalty is per sample, so the critic should not use batch norm (layer/instance norm or none).
-    """
-
+    """WGAN-GP (Gulrajani et al., 2017): the critic adds gp_weight * gradient_penalty; G as WGAN. The stats add
+    ``"gradient penalty"`` (unweighted) and ``"grad norm at x̂"`` (ideally ~1). The penalty is per sample, so the
+    critic must not use batch norm."""
     double_backward = True
 
     def __init__(self, gp_weight: float = 10.0, norm: int = 2):
@@ -163,15 +142,10 @@ class HingeLoss(GANLoss):
 
 
 class Regularised(GANLoss):
-    """Any loss above plus what modern recipes put around it (lesson 05), behind the same interface.
-
-    ``augment`` (e.g. ``gan_lib.augment.DiffAugment``): D sees ``augment(x)`` for real and fake images, in the
-    D step and in the G step, so D never sees an un-augmented image and G is never asked to make augmented ones.
-    ``r1`` = γ: a zero-centred gradient penalty on real data (Mescheder et al., 2018),
-    (γ/2) E ||∇_x D(x)||², which stops D from growing steep around the real images; ``r2`` the same on fakes
-    (R3GAN, Huang et al., 2024). *Lazy* (StyleGAN2): computed on every ``every``-th D update only, multiplied
-    by ``every`` so the average strength stays the same; the stats carry the latest ``"R1"`` / ``"R2"`` value.
-    """
+    """Any loss above plus lesson 05's regularisers. ``augment`` (e.g. ``DiffAugment``): D sees augment(x), real and
+    fake, in both steps, so G is never asked to make augmented images. ``r1`` = γ: (γ/2) E ||∇_x D(x)||² on real
+    data (Mescheder et al., 2018), which keeps D from growing steep there; ``r2`` the same on fakes (R3GAN, 2024).
+    Lazy (StyleGAN2): every ``every``-th D update, times ``every``; the stats keep the latest ``"R1"``/``"R2"``."""
 
     def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
         if r1 < 0 or r2 < 0 or every < 1:
@@ -188,8 +162,8 @@ class Regularised(GANLoss):
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
         D_seen = self._seen_by(D)
-        loss, stats = self.base.discriminator_loss(D_seen, real, fake, scale)
-        if self.calls % self.every == 0:
+        loss, stats = self.base.discriminator_loss(D_seen, real, fake, scale)      # Dmain: the base loss on what D sees
+        if self.calls % self.every == 0:                                           # Dreg: lazy R1 (real), R2 (fake)
             for name, gamma, x in (("R1", self.r1, real), ("R2", self.r2, fake)):
                 if gamma:
                     penalty = input_gradient(D_seen, x, scale).flatten(1).square().sum(1).mean()

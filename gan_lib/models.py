@@ -1,10 +1,9 @@
-"""Model factories: one per family. Each returns plain ``nn.Module`` s a student can print and read.
+"""Model factories, one per family, returning plain ``nn.Module`` s a student can print and read.
 
     G, D = mlp_gan(latent_dim=100)                  # lesson 02: MNIST, 28x28
     G, D = dcgan(image_size=64, latent_dim=100)     # lessons 03-04: anime faces, 64 or 96 px
 
-Every discriminator returns *logits* (no sigmoid): the losses apply ``BCEWithLogits`` (numerically stable,
-and safe under mixed precision), and the Wasserstein critic of lesson 04 needs the raw score anyway.
+Every D returns *logits* (no sigmoid): the losses use ``BCEWithLogits``, and the WGAN critic needs raw scores.
 """
 from __future__ import annotations
 
@@ -15,15 +14,19 @@ from torch import nn
 
 
 def uniform_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z ~ Uniform(-1, 1)^latent_dim, shape (n, latent_dim): the noise of the original GAN paper's MNIST model."""
+    """z ~ Uniform(-1, 1), shape (n, latent_dim): the original GAN paper's MNIST noise."""
     return torch.rand(n, latent_dim, generator=generator) * 2 - 1
 
 
 def gaussian_noise(n: int, latent_dim: int = 100, generator: torch.Generator | None = None,
                    device=None) -> torch.Tensor:
-    """z ~ N(0, I), shape (n, latent_dim, 1, 1): the DCGAN convention (a 1x1 'image' with latent_dim channels).
-    ``device="cuda"`` draws it on the GPU (no copy per step; the GPU's random stream, not the CPU's)."""
+    """z ~ N(0, I), shape (n, latent_dim, 1, 1) as in DCGAN; ``device="cuda"`` draws it with the GPU's RNG."""
     return torch.randn(n, latent_dim, 1, 1, generator=generator, device=device)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ---------------------------------------------------------------------------------------------- MLP (lesson 02)
@@ -77,26 +80,17 @@ def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256)
             MLPDiscriminator(tuple(d_hidden), image_shape, d_dropout))
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 # ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)
 
-# The one layer that differs between the sizes: (kernel, stride, padding) between 32x32 and the image.
-# 64 px is the PyTorch DCGAN tutorial (4, 2, 1); 96 px is the pytorch-book anime model (5, 3, 1): 32 <-> 96.
-_EDGE_LAYER = {64: (4, 2, 1), 96: (5, 3, 1)}
-
-
 def _edge_layer(image_size: int) -> tuple[int, int, int]:
-    if image_size not in _EDGE_LAYER:
+    """(kernel, stride, padding) between 32x32 and the image: PyTorch's DCGAN tutorial (64), pytorch-book (96 px)."""
+    if image_size not in (64, 96):
         raise ValueError(f"image_size={image_size!r} is not supported: use 64 or 96.")
-    return _EDGE_LAYER[image_size]
+    return (4, 2, 1) if image_size == 64 else (5, 3, 1)
 
 
 def _norm(kind: str | None, channels: int) -> list[nn.Module]:
-    """The normalisation layer after a conv, as a list (empty for ``None``) so it can be spliced in."""
+    """The norm layer after a conv, as a list (empty for ``None``) so it can be spliced in."""
     if kind == "batch":
         return [nn.BatchNorm2d(channels)]
     if kind == "instance":                                 # per sample and channel, over H, W
@@ -128,8 +122,8 @@ def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96: transposed convs double the map
-    4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> 4w -> 2w -> w; BatchNorm + ReLU between, Tanh out."""
+    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96: transposed convs take
+    4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> w; BatchNorm + ReLU between, Tanh out."""
 
     def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64, channels: int = 3):
         super().__init__()
@@ -140,8 +134,7 @@ class DCGANGenerator(nn.Module):
                   nn.BatchNorm2d(widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths, widths[1:]):        # (B, 256, 8, 8) -> (B, 128, 16, 16) -> (B, 64, 32, 32)
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(width, channels, kernel, stride, padding, bias=False),  # (B, 3, 64, 64)
-                   nn.Tanh()]                              # or (B, 3, 96, 96), in [-1, 1]
+        layers += [nn.ConvTranspose2d(width, channels, kernel, stride, padding, bias=False), nn.Tanh()]  # (B, 3, S, S)
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -150,38 +143,34 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """image (B, channels, S, S) -> one logit (B, 1), the mirror of G: S -> 32 -> 16 -> 8 -> 4 as the width doubles
-    w -> 8w; LeakyReLU(0.2), ``norm`` between the inner convs (not "batch": a WGAN-GP critic)."""
+    w -> 8w; LeakyReLU(0.2), ``norm`` between the inner convs (not "batch" for a WGAN-GP critic)."""
 
     def __init__(self, image_size: int = 64, width: int = 64, channels: int = 3, norm: str | None = "batch"):
         super().__init__()
         kernel, stride, padding = _edge_layer(image_size)
         widths = [width, 2 * width, 4 * width, 8 * width]
-        layers = [nn.Conv2d(channels, width, kernel, stride, padding, bias=False),    # (B, 64, 32, 32)
-                  nn.LeakyReLU(0.2)]
+        layers = [nn.Conv2d(channels, width, kernel, stride, padding, bias=False), nn.LeakyReLU(0.2)]  # (B, 64, 32, 32)
         for c_in, c_out in zip(widths, widths[1:]):        # (B, 128, 16, 16) -> (B, 256, 8, 8) -> (B, 512, 4, 4)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm is None), *_norm(norm, c_out),
-                       nn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm is None), *_norm(norm, c_out), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))                  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten(1)                      # (B, 1, 1, 1) -> (B, 1) logits, no sigmoid
+        return self.net(x).flatten(1)                      # (B, 1) logits, no sigmoid
 
 
 def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64, channels: int = 3,
           d_norm: str | None = "batch") -> tuple[DCGANGenerator, DCGANDiscriminator]:
-    """The lesson-03/04 pair (G, D) for 64 or 96 px images, initialised with ``dcgan_init``. ``d_norm``: "batch"
-    (DCGAN), or "instance", "layer" or None for a WGAN-GP critic (its per-sample penalty must not mix samples)."""
+    """The lesson-03/04 pair (G, D), initialised with ``dcgan_init``. ``d_norm``: "batch" (DCGAN), or "instance",
+    "layer" or None for a WGAN-GP critic (its per-sample penalty must not mix samples)."""
     G = DCGANGenerator(image_size, latent_dim, g_width, channels)
     D = DCGANDiscriminator(image_size, d_width, channels, d_norm)
-    G.apply(dcgan_init)
-    D.apply(dcgan_init)
-    return G, D
+    return G.apply(dcgan_init), D.apply(dcgan_init)
 
 
 def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.Sequential, nn.Sequential]:
-    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to a 4x4 map, transposed
-    convs and no BatchNorm. It trains, but worse and less stably than ``dcgan``. D returns logits (B, 1)."""
+    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to 4x4, transposed
+    convs, no BatchNorm. It trains worse and less stably than ``dcgan``. D returns logits (B, 1)."""
     kernel, stride, padding = _edge_layer(image_size)
     G = nn.Sequential(
         nn.Flatten(),                                              # (B, 100)
@@ -200,6 +189,4 @@ def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.S
         nn.Conv2d(128, 256, 4, 2, 1), nn.LeakyReLU(0.2),           # (B, 256, 4, 4)
         nn.Flatten(),                                              # (B, 4096)
         nn.Linear(256 * 4 * 4, 1))                                 # (B, 1) logit
-    G.apply(dcgan_init)
-    D.apply(dcgan_init)
-    return G, D
+    return G.apply(dcgan_init), D.apply(dcgan_init)

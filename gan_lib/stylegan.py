@@ -2,16 +2,11 @@
 
     G, D = stylegan(image_size=64, latent_dim=128, width=32)     # G(z) -> (B, 3, 64, 64); D(x) -> (B, 1) logits
 
-Generator (Karras et al., 2020): a **mapping network** turns z into a style w; a learned 4x4 constant is
-refined by blocks that each upsample x2 and apply two **modulated / demodulated 3x3 convolutions** (the style
-scales the input channels; demodulation rescales each output channel back to unit variance) with per-pixel
-**noise inputs**; every resolution adds its **to-RGB** output to the upsampled image so far (skip generator).
-Discriminator: **residual** blocks that halve the size, then a **minibatch-stddev** feature at 4x4 (how varied
-the batch is: a collapsed G is easy to spot) and two linear layers.
-
-Every weight uses the *equalised learning rate*: stored ~N(0, 1), multiplied by He's constant 1/sqrt(fan_in)
-at run time, so Adam moves all layers at the same relative speed (train with lr ~2e-3, betas (0, 0.99)).
-G's output is not squashed by tanh during training (as in StyleGAN2); in eval mode it is clamped to [-1, 1].
+G (Karras et al., 2020): a mapping network turns z into a style w; blocks upsample a learned 4x4 constant with
+modulated/demodulated 3x3 convs and noise inputs, each resolution adding its to-RGB output (skip generator).
+D: residual blocks, a minibatch-stddev feature at 4x4, two linear layers. Every weight uses the equalised
+learning rate (stored ~N(0, 1), times 1/sqrt(fan_in) at run time), so train with Adam 2e-3, betas (0, 0.99).
+G's output is not squashed by tanh in training; in eval mode it is clamped to [-1, 1].
 """
 from __future__ import annotations
 
@@ -60,12 +55,9 @@ class EqualConv2d(nn.Conv2d):
 
 
 class ModulatedConv(nn.Module):
-    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H', W'): conv with weights modulated by the style.
-
-    s = affine(w) (B, c_in) scales the input channels; with ``demodulate`` each output channel o is divided by
-    sqrt(sum_{i,k} (W[o,i,k] s_i)^2), its expected std for unit-variance input. Written as scale -> conv ->
-    rescale, which equals StyleGAN2's per-sample weights W'[b] = W * s[b] / norm and needs no grouped conv.
-    """
+    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H', W'): the style s = affine(w) (B, c_in) scales the input
+    channels; ``demodulate`` divides output channel o by sqrt(sum_{i,k} (W[o,i,k] s_i)^2), its std for unit input.
+    Scale -> conv -> rescale equals StyleGAN2's per-sample weights W * s[b] / norm, without a grouped conv."""
 
     def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True, up: bool = False):
         super().__init__()
@@ -86,12 +78,9 @@ class ModulatedConv(nn.Module):
 
 
 class StyleLayer(nn.Module):
-    """Modulated conv, plus per-pixel noise times a learned strength (starts at 0), plus bias, LeakyReLU.
-
-    The noise is fresh in training mode and a fixed map in eval mode (StyleGAN2-ADA's ``noise_mode='const'``), so
-    the same z gives the same image when sampling. The map is drawn from its own seeded generator (the global RNG
-    is untouched) and is not saved in the state_dict (it is the same for every model of that seed and size).
-    """
+    """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU. The noise is fresh
+    in training and, in eval mode, a fixed map from its own seeded generator (StyleGAN2-ADA's ``noise_mode='const'``),
+    so a z always gives the same image; the map is not saved in the state_dict."""
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool = False, seed: int = 0):
         super().__init__()
@@ -137,8 +126,7 @@ class StyleGenerator(nn.Module):
                  channels: int = 3):
         super().__init__()
         self.latent_dim, w_dim, ch = latent_dim, latent_dim, _widths(image_size, width)
-        self.mapping = nn.Sequential(*[EqualLinear(latent_dim if i == 0 else w_dim, w_dim, lr_mul=0.01, act=True)
-                                       for i in range(mapping_layers)])
+        self.mapping = nn.Sequential(*[EqualLinear(w_dim, w_dim, lr_mul=0.01, act=True) for _ in range(mapping_layers)])
         sizes = list(ch)
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))
         self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim, 4), ToRGB(ch[4], w_dim, channels)

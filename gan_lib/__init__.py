@@ -1,6 +1,5 @@
-"""gan_lib: the small helper library behind the GAN course kit.
-
-The core (the modules here) is what the lessons import to build and train; read models, losses and train first:
+"""gan_lib: the helper library behind the GAN course kit. The core (these modules) is what the lessons import to
+build and train; read models, losses and train first.
 
     runtime      smoke mode, device choice, seeding, where a lesson runs (Colab, Kaggle, local)
     data         MNIST scaled to [-1, 1] with an offline fallback; faces held in memory (FaceTensor)
@@ -16,13 +15,12 @@ The core (the modules here) is what the lessons import to build and train; read 
     live         the LiveView and TensorBoard callbacks
     plots        the figures the lessons show
     explore      seeded samples, top-k, slerp, the latent explorer, animations
-    metrics      numbers: 1-D W1, the Fréchet distance
     recipes      every lesson's recipe by name (G, D, optimisers, loss, options, EMA, settings)
     fast         batches cut on the device from uint8 images, precision, cudnn settings, compile
 
-Subpackages, named for who uses them: ``eval`` (FID/KID, precision/recall, AFD, digit coverage), ``hw6`` (the
-submission and the class grader), ``teach`` (headless lessons, student versions, exercise checks), ``trainer``
-(``python -m gan_lib.trainer`` and DDP), ``io`` (downloads, checkpoint files, robust image folders).
+Subpackages: ``eval`` (1-D W1, FID/KID, precision/recall, AFD, digit coverage), ``hw6`` (submission, grader),
+``teach`` (headless lessons, student versions, checks), ``trainer`` (``python -m gan_lib.trainer``, DDP) and ``io``
+(downloads, checkpoint files, image folders).
 """
 from gan_lib.runtime import by_mode, pick_device, seed_everything, smoke_mode
 

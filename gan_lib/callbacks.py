@@ -1,13 +1,8 @@
-"""What ``train`` does around the steps, one object each (``Watch`` is in ``gan_lib.watch``, ``Checkpoints`` in
-``gan_lib.checkpoints``, ``LiveView`` and ``TensorBoard`` in ``gan_lib.live``):
+"""What ``train`` does around the steps, one callback each (``Watch``, ``Checkpoints`` and ``LiveView`` have their
+own modules). Each keeps its state in ``state_dict()``, which ``Checkpoints`` saves and puts back on resume.
 
-    EMA(G, decay)              an exponential moving average of G's weights: sample from ``ema.module``
-    Grids(z, every)            G's (or the EMA's) images on the same fixed noise every ``every`` steps
-    Evaluate(fn, every)        numbers every ``every`` steps (KID, a face rate), kept in ``run.evals``; with
-                               ``Checkpoints(keep_best_by=...)`` the best one is kept as best.pt
-    Budget(seconds)            stop once the run has trained this long (summed over sessions)
-
-Each keeps its state in ``state_dict()``, which ``Checkpoints`` saves with the run and puts back on resume.
+    ema = EMA(G, ema_decay(10_000, batch))     # sample from ema.module
+    callbacks = [ema, Grids(noise(64), every=500, model=ema), Evaluate(score, every=1000), Budget(600)]
 """
 from __future__ import annotations
 
@@ -31,8 +26,7 @@ def ema_decay(half_life: float, batch: int) -> float:
 
 
 class EMA(Callback):
-    """An exponential moving average of G (weights and batch-norm buffers, ``torch.optim.swa_utils``), updated after
-    every step: ``ema = decay * ema + (1 - decay) * G``. The averaged G is ``ema.module``."""
+    """``ema = decay * ema + (1 - decay) * G`` (weights and batch-norm buffers) after every step; use ``ema.module``."""
 
     def __init__(self, G: torch.nn.Module, decay: float = 0.999):
         if not 0.0 < decay < 1.0:
@@ -93,8 +87,8 @@ class Grids(Callback):
 
 
 class Evaluate(Callback):
-    """``fn(step) -> {"kid_mean": 0.02, ...}`` every ``every`` steps, kept in ``run.evals``. Its time is not counted
-    as training. Under DDP only rank 0 evaluates, while the others wait at the next step."""
+    """``fn(step) -> {"kid_mean": 0.02, ...}`` every ``every`` steps into ``run.evals`` (on rank 0, not as training
+    time); ``Checkpoints(keep_best_by=...)`` keeps the best one as best.pt."""
 
     def __init__(self, fn: Callable[[int], dict], every: int):
         if every < 1:
@@ -110,8 +104,8 @@ class Evaluate(Callback):
 
 
 class Budget(Callback):
-    """Stop once ``run.seconds`` (training time, summed over sessions) reaches ``seconds``; a run already past it
-    trains no step. Pair it with ``until=None`` to train by the clock alone."""
+    """Stop once ``run.seconds`` (training time over all sessions) reaches ``seconds``; with ``until=None`` a run
+    trains by the clock alone."""
 
     def __init__(self, seconds: float):
         if not seconds >= 0:

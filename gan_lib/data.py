@@ -1,4 +1,7 @@
-"""Data sets for the lessons, each scaled to [-1, 1] (the range of a tanh generator)."""
+"""Data sets for the lessons, each scaled to [-1, 1] (the range of a tanh generator).
+
+    mnist, source = load_mnist("data", limit=N_DIGITS)     # a TensorDataset of (image (1, 28, 28), label)
+"""
 from __future__ import annotations
 
 import hashlib
@@ -22,9 +25,8 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 def load_mnist_subset(path: Path = MNIST_SUBSET) -> tuple[torch.Tensor, torch.Tensor]:
     """The 2,000-digit offline subset shipped with gan_lib (CC BY-SA 3.0): uint8 images (N, 28, 28), labels (N,)."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"the offline MNIST subset {path} is missing: reinstall the kit (`pip install --force-reinstall "
-            f"gan-course-kit`, or the git URL) or give the notebook internet access so torchvision can download MNIST.")
+        raise FileNotFoundError(f"the offline MNIST subset {path} is missing: reinstall the kit (`pip install "
+                                f"--force-reinstall`) or give the notebook internet access to download MNIST.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != MNIST_SUBSET_SHA256:
         raise ValueError(f"{path} is damaged (sha256 {digest[:12]}…, expected {MNIST_SUBSET_SHA256[:12]}…): "
@@ -34,8 +36,7 @@ def load_mnist_subset(path: Path = MNIST_SUBSET) -> tuple[torch.Tensor, torch.Te
 
 
 def every_class_first(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """All indices, ordered so that any prefix holds every class about equally: a shuffled (fixed ``seed``)
-    first digit of each class, then a second of each, and so on. labels (N,) -> indices (N,)."""
+    """labels (N,) -> indices (N,) ordered so that any prefix holds every class about equally (shuffled by ``seed``)."""
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     rank = torch.empty(len(labels), dtype=torch.long)             # the digit's place among those of its class
     for c in labels.unique():
@@ -45,13 +46,9 @@ def every_class_first(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def load_mnist(root: str | Path = "data", download: bool = True, limit: int | None = None):
-    """MNIST training digits as a TensorDataset of (image (1, 28, 28) in [-1, 1], label), and a line naming
-    the source.
-
-    Tries torchvision's MNIST (downloaded into ``root`` and checked by torchvision's md5 sums); without a
-    network it falls back to the 2,000-digit real subset shipped in ``gan_lib/assets/mnist/``. ``limit`` keeps
-    ``limit`` digits drawn class by class (smoke mode), so that even 50 digits hold all ten classes.
-    """
+    """MNIST's training digits as a TensorDataset of (image (1, 28, 28) in [-1, 1], label), and a line naming the
+    source: torchvision's MNIST (downloaded into ``root``), else the offline subset. ``limit`` keeps that many
+    digits, class by class (even 50 hold all ten classes)."""
     try:
         from torchvision.datasets import MNIST
         mnist = MNIST(str(root), train=True, download=download)

@@ -1,13 +1,9 @@
-"""The fast path: decoded uint8 images held on the device, batches cut and normalised there, and the GPU switches
-that help a DCGAN (cudnn autotuning, TF32, channels_last, mixed precision).
+"""The fast path: uint8 images held on the device, batches cut and normalised there, and the GPU switches that
+help a DCGAN (cudnn autotuning, TF32, fused Adam, mixed precision, compile).
 
     batches = ImageBatches(faces.images_uint8, batch_size=128, device=device, flip=True, seed=0)
     precision = configure_device(device)            # "fp16" on a T4; "fp32" (TF32) on an A100/L4/H100 or a CPU
     run = train(G, D, opt_g, opt_d, batches, loss, noise, until, options=Options(precision=precision))
-
-Why it is fast: the tutorial's loader decodes every JPEG again each epoch on the CPU (HW6's sample notebook spent
-8 min 49 s per epoch that way); here each image is decoded once, and a batch is one index into a tensor already
-on the GPU (71,314 faces at 64 px are 0.9 GB of uint8).
 """
 from __future__ import annotations
 
@@ -21,29 +17,20 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class ImageBatches:
-    """Endless shuffled batches (B, C, H, W) in [-1, 1] made on ``device`` from images held there.
+    """Endless shuffled batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or already scaled) images.
 
-    ``images``: uint8 (N, C, H, W) pixels (scaled to [-1, 1]) or float (N, ...) already scaled. Each epoch is a
-    new permutation drawn from ``seed`` and the epoch number, so the order depends only on (seed, epoch,
-    position): ``state_dict()`` saves those three, and a resumed run gets the same batches as one that never
-    stopped (as train's ``batches``, ``Checkpoints`` saves it). ``flip=True`` mirrors a random half of
-    each batch left-right (a face is still a face). ``drop_last`` skips an epoch's last partial batch, like
-    ``DataLoader(drop_last=True)``. When the images do not fit in the GPU's free memory (with room to spare for
-    training) they stay in pinned CPU memory and each batch is copied over.
-
-    Several processes (DDP, see ``gan_lib.trainer.distributed``): pass ``rank`` and ``world_size``, and ``batch_size`` per
-    rank. All ranks draw the same permutation; each step takes ``world_size * batch_size`` rows of it, and rank r
-    gets the r-th slice, so the ranks' batches together are the batch one process with ``world_size * batch_size``
-    would get. ``position`` counts rows taken by all ranks: a checkpoint moves between 1 and N processes.
+    The order depends only on (seed, epoch, position), which ``state_dict()`` saves: a resumed run gets the same
+    batches. ``flip`` mirrors a random half of each batch; ``drop_last`` skips an epoch's partial last batch.
+    Images over half the GPU's free memory stay in pinned CPU memory. Under DDP each rank takes its ``batch_size``
+    slice of every step's ``world_size * batch_size`` rows of one permutation: a checkpoint moves between 1 and N.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
                  drop_last: bool = True, channels_last: bool = False, rank: int = 0, world_size: int = 1):
+        per_rank, ranks = (f" on each of {world_size} ranks", f" / {world_size}") if world_size > 1 else ("", "")
         if len(images) == 0 or batch_size < 1 or (drop_last and batch_size * world_size > len(images)):
-            raise ValueError(f"{len(images)} images and batch_size={batch_size}"
-                             f"{f' on each of {world_size} ranks' if world_size > 1 else ''}: need at least one "
-                             f"image and a batch_size between 1 and the number of images"
-                             f"{f' / {world_size}' if world_size > 1 else ''}.")
+            raise ValueError(f"{len(images)} images and batch_size={batch_size}{per_rank}: need at least one image "
+                             f"and a batch_size between 1 and the number of images{ranks}.")
         if not 0 <= rank < world_size or (world_size > 1 and not drop_last):
             raise ValueError(f"rank={rank}, world_size={world_size}, drop_last={drop_last}: need 0 <= rank < "
                              f"world_size, and drop_last=True with several ranks (every rank needs a full batch).")
@@ -51,18 +38,16 @@ class ImageBatches:
         self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
         self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
         self.images = self._place(images)
-        self.epoch, self.position = 0, 0
-        self._order, self._flips = None, None
+        self.epoch, self.position, self._order, self._flips = 0, 0, None, None
 
     def _place(self, images: torch.Tensor) -> torch.Tensor:
         """The images on the device if they take under half its free memory, else in pinned CPU memory."""
-        if self.device.type != "cuda":
+        size = images.numel() * images.element_size()
+        free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
+        if free is None or size < free // 2:
             return images.to(self.device)
-        free, _ = torch.cuda.mem_get_info(self.device)
-        if images.numel() * images.element_size() < free // 2:
-            return images.to(self.device)
-        warnings.warn(f"{images.numel() * images.element_size() / 1e9:.1f} GB of images do not fit in half of "
-                      f"the GPU's free {free / 1e9:.1f} GB: they stay in CPU memory and each batch is copied.")
+        warnings.warn(f"{size / 1e9:.1f} GB of images do not fit in half of the GPU's free {free / 1e9:.1f} GB: "
+                      f"they stay in CPU memory and each batch is copied.")
         return images.pin_memory()
 
     def __len__(self) -> int:
@@ -73,18 +58,14 @@ class ImageBatches:
     def __iter__(self):
         return self
 
-    def _epoch_draws(self) -> None:
-        """This epoch's permutation and flips, drawn on the CPU from (seed, epoch) alone."""
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self._order = torch.randperm(len(self.images), generator=gen)              # (N,)
-        self._flips = torch.rand(len(self.images), generator=gen) < 0.5             # (N,) one coin per image
-
     def __next__(self) -> torch.Tensor:
         step_rows = self.batch_size * self.world_size                               # rows all ranks take
         if self.position >= (len(self) * step_rows if self.drop_last else len(self.images)):
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
-        if self._order is None:
-            self._epoch_draws()
+        if self._order is None:                                                     # drawn from (seed, epoch) alone
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._order = torch.randperm(len(self.images), generator=gen)          # (N,)
+            self._flips = torch.rand(len(self.images), generator=gen) < 0.5         # (N,) one coin per image
         first = self.position + self.rank * self.batch_size                         # this rank's slice
         rows = self._order[first:first + self.batch_size]                           # (B,)
         self.position += step_rows
@@ -106,26 +87,19 @@ class ImageBatches:
 
 
 def choose_precision(device, precision: str = "auto") -> str:
-    """``"auto"``: fp16 (with a GradScaler) on GPUs older than Ampere, such as Colab's T4, whose fp32 arithmetic
-    is slow next to their fp16 tensor cores; fp32 elsewhere. On Ampere and newer (A100, L4, H100) fp32 convolutions
-    already run on the tensor cores as TF32, and a DCGAN-64 step there is bound by launching kernels, not by
-    arithmetic: on an H100 at batch 128, bf16 autocast measured 10-15% *slower* than fp32 (its casts are extra
-    kernels; benchmarks/training_speed.py --ablation). Ask for "bf16" or "fp16" by name to use them anyway."""
+    """``"auto"``: fp16 on GPUs older than Ampere (Colab's T4), else fp32 (TF32 on Ampere and newer, where bf16
+    measured slower for a DCGAN: README, "Speed"). Name "bf16" or "fp16" to use them anyway."""
     device = torch.device(device)
-    if precision != "auto":
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: choose 'auto', {', '.join(map(repr, PRECISIONS))}.")
-        return precision
-    if device.type != "cuda":
-        return "fp32"
-    return "fp32" if torch.cuda.get_device_capability(device)[0] >= 8 else "fp16"
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose 'auto', {', '.join(map(repr, PRECISIONS))}.")
+    return precision
 
 
 def configure_device(device, precision: str = "auto") -> str:
-    """Switch on what makes convolutions fast on a GPU (cudnn autotuning, TF32 matrix units) and return the
-    precision to train in (see ``choose_precision``). Does nothing on a CPU but return "fp32"."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    """Switch on cudnn autotuning and TF32 on a GPU; return the precision to train in (``choose_precision``)."""
+    if torch.device(device).type == "cuda":
         torch.backends.cudnn.benchmark = True          # time each conv's algorithms once, keep the fastest
         torch.backends.cuda.matmul.allow_tf32 = True   # TF32 for the fp32 matrix products that remain
         torch.backends.cudnn.allow_tf32 = True
@@ -138,12 +112,8 @@ def adam(params, device, lr: float = 2e-4, betas=(0.5, 0.999)) -> torch.optim.Ad
 
 
 def compile_models(*models, double_backward: bool = False):
-    """``torch.compile`` each model, or return it unchanged (with a warning) where compiling is not possible.
-
-    ``double_backward=True`` (a gradient penalty differentiates D's gradient) leaves the models eager: compiled
-    graphs do not support double backward on some PyTorch versions. Compilation itself happens at the first
-    call; ``train(..., compile=True)`` falls back to the eager models if that first call fails.
-    """
+    """``torch.compile`` each model, or return them eager (with a warning) where that is not possible, e.g. under a
+    gradient penalty (``double_backward``), which compiled graphs do not support on some PyTorch versions."""
     if double_backward:
         warnings.warn("torch.compile skipped: the gradient penalty needs double backward, which compiled "
                       "graphs do not support on some PyTorch versions.")

@@ -1,4 +1,7 @@
-"""Where the lessons' faces come from: ``load_faces`` picks a folder, a download or the offline fallback."""
+"""Where the lessons' faces come from: ``load_faces`` picks a folder, a download or the offline fallback.
+
+    faces, source = load_faces(DATA_DIR, size=64, limit=N_IMAGES)   # a Dataset of (3, 64, 64) in [-1, 1]
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,21 +11,16 @@ from gan_lib.io import downloads
 from gan_lib.io.image_files import FaceFolder, _fetch_hw6, _fetch_kaggle
 from gan_lib.io.synthetic_faces import cartoon_faces
 
-# Folders that already hold faces on the machines the kit runs on, tried before any download: Kaggle's attached
-# data set, and the course server's (and CI's) shared copy beside the repository.
+# Faces already on the machines the kit runs on, tried before any download: Kaggle's copy, the course's shared one.
 KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"),
                       downloads.SHARED_DATA / "anime-faces-64")
 
 
 def load_faces(path: str | Path | None = None, size: int = 64, cache: bool = True, limit: int | None = None,
                download_to: str | Path | None = None, allow_download: bool = True, fallback_n: int = 2000):
-    """Anime faces for lesson 03 as a Dataset of (3, size, size) in [-1, 1], and a line naming the source.
-
-    Sources in order: ``path`` (your folder; if it is unusable, that error is raised, with no fallback);
-    then a folder of ``KNOWN_FACE_FOLDERS`` that exists (Kaggle's attached copy, the course's shared copy); then, when ``allow_download`` and the network answers, Kaggle's ``splcher/animefacedataset`` through
-    ``kagglehub`` and the NTU HW6 faces (``gdown`` or a plain URL) into ``download_to`` (default ``data``);
-    otherwise ``fallback_n`` synthetic cartoon faces. ``limit`` keeps the first ``limit`` images (smoke mode).
-    """
+    """Anime faces as a Dataset of (3, size, size) in [-1, 1], and a line naming the source: ``path`` (its error if
+    unusable), else a ``KNOWN_FACE_FOLDERS`` one, else (``allow_download``) Kaggle's or NTU HW6's faces downloaded
+    into ``download_to``, else ``fallback_n`` synthetic cartoon faces. ``limit`` keeps the first ``limit``."""
     if path is not None:
         ds = FaceFolder(path, size, cache, limit=limit)
         return ds, f"your folder: {ds.source}"

@@ -1,17 +1,11 @@
-"""Every recipe the lessons, the benchmarks and the trainer train, in one place.
+"""Every recipe the lessons, the benchmarks and the trainer train, by name.
 
     recipe = build("dcgan", device, width=64)           # lesson 03's DCGAN; print(recipe) shows what it sets
     run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
                 until=recipe.steps, options=recipe.options, callbacks=recipe.callbacks())
 
-    dcgan      lesson 03: DCGAN (batch norm in G and D), Adam 2e-4 (0.5, 0.999), BCE, an EMA of G
-    wgan       lesson 04's variants by ``variant``: "GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)",
-               "WGAN-GP" and HW6's "WGAN (HW6: clip 1.0)"
-    modern     lesson 05's rows: the DCGAN plus the ingredients listed in ``ingredients`` (EMA, R1, DiffAugment,
-               hinge, the StyleGAN2-style G with a residual D)
-
-Each builder's keyword defaults are its lesson's full mode on a GPU; ``recipe.settings`` holds every value it was
-built with, which is what a checkpoint folder is keyed by (``Checkpoints(settings=...)``).
+``dcgan`` is lesson 03, ``wgan`` lesson 04 (``WGAN_VARIANTS``), ``modern`` lesson 05 (``INGREDIENTS``); the defaults
+are the lesson's full mode on a GPU. ``recipe.settings`` keys its checkpoints: ``Checkpoints(folder, settings=...)``.
 """
 from __future__ import annotations
 
@@ -62,8 +56,15 @@ class Recipe:
         return f"{self.name}: {shown}"
 
 
-def _noise(latent_dim: int):
-    return lambda n, generator=None: gaussian_noise(n, latent_dim, generator=generator)   # (n, latent_dim, 1, 1)
+def _recipe(builder, values: dict, G, D, opt_g, opt_d, loss: GANLoss, latent_dim: int = 100,
+            options: Options | None = None, ema_half_life: float | None = None) -> Recipe:
+    """``builder``'s Recipe from ``values``, its arguments; all but ``device`` and ``steps`` are its settings (so a
+    longer run goes on from a shorter one)."""
+    name, keys = builder.__name__, [k for k in inspect.signature(builder).parameters if k not in ("device", "steps")]
+    ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, values["batch"]))
+    noise = lambda n, generator=None: gaussian_noise(n, latent_dim, generator=generator)   # noqa: E731 (n, z, 1, 1)
+    return Recipe(name, G, D, opt_g, opt_d, loss, noise, values["batch"], values["steps"], options or Options(), ema,
+                  {"recipe": name, **{k: values[k] for k in keys}}, values["image_size"])
 
 
 def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128, steps: int = 6000,
@@ -73,10 +74,8 @@ def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128,
     ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
-    ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, batch))
-    return Recipe("dcgan", G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
-                  NonSaturatingLoss(), _noise(latent_dim), batch, steps, Options(d_steps=d_steps), ema,
-                  _settings("dcgan", dcgan, locals()), image_size)
+    return _recipe(dcgan, locals(), G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
+                   NonSaturatingLoss(), latent_dim, Options(d_steps=d_steps), ema_half_life)
 
 
 WGAN_VARIANTS = ("GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)", "WGAN-GP", "WGAN (HW6: clip 1.0)")
@@ -101,8 +100,7 @@ def wgan(device="cpu", variant: str = "WGAN-GP", image_size: int = 64, width: in
     options = Options(d_steps=(2 if "HW6" in variant else n_critic) if wasserstein else 1,
                       grad_clip=1.0 if variant == "GAN + grad-norm clip" else None,
                       record_grad_norms=record_grad_norms)
-    return Recipe("wgan", G, D, opt(G), opt(D), loss, _noise(100), batch, steps, options, None,
-                  _settings("wgan", wgan, locals()), image_size)
+    return _recipe(wgan, locals(), G, D, opt(G), opt(D), loss, options=options)
 
 
 INGREDIENTS = ("+ EMA", "+ R1", "+ DiffAugment", "+ hinge", "+ StyleGAN2 G, residual D")
@@ -128,10 +126,9 @@ def modern(device="cpu", ingredients: tuple = INGREDIENTS[:3] + INGREDIENTS[4:],
                        r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every,
                        augment=DiffAugment("color,translation,cutout", augment_p)
                        if "+ DiffAugment" in ingredients else None)
-    ema = EMA(G, ema_decay(ema_half_life, batch)) if "+ EMA" in ingredients else None
+    half_life = ema_half_life if "+ EMA" in ingredients else None
     ingredients = list(ingredients)                                              # as settings: JSON
-    return Recipe("modern", G, D, opt(G), opt(D), loss, _noise(latent_dim), batch, steps, Options(), ema,
-                  _settings("modern", modern, locals()), image_size)
+    return _recipe(modern, locals(), G, D, opt(G), opt(D), loss, latent_dim, ema_half_life=half_life)
 
 
 RECIPES = {"dcgan": dcgan, "wgan": wgan, "modern": modern}
@@ -151,8 +148,3 @@ def build(name: str, device="cpu", **values) -> Recipe:
                          f"use 64).")
     return RECIPES[name](torch.device(device), **values)
 
-
-def _settings(name: str, builder, local: dict) -> dict:
-    """The values a builder ran with, for ``Checkpoints(settings=...)``."""
-    return {"recipe": name, **{key: local[key] for key in inspect.signature(builder).parameters
-                               if key not in ("device", "steps")}}        # steps left out: a longer run goes on

@@ -1,6 +1,11 @@
-"""Smoke mode, device, seeding and where a lesson runs (Colab, Kaggle, local): what every lesson sets first."""
+"""Smoke mode, device, seeding and where a lesson runs (Colab, Kaggle, local): what every lesson sets first.
+
+    device, steps = pick_device(), by_mode(full=6000, smoke=30)
+    print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
+"""
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 
@@ -13,19 +18,14 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def smoke_mode() -> bool:
-    """True when ``GAN_LIB_SMOKE`` asks for a quick CPU run (tiny data, few steps).
-
-    This is the only place in the kit that reads the variable; notebooks ask this function.
-    """
+    """True when ``GAN_LIB_SMOKE`` asks for a quick CPU run (tiny data, few steps); the kit's one reader of it."""
     value = os.environ.get(SMOKE_ENV, "").strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(
-        f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke run "
-        f"or 0 (or unset it) for the full lesson."
-    )
+    raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke run "
+                     f"or 0 (or unset it) for the full lesson.")
 
 
 def by_mode(full, smoke):
@@ -34,28 +34,19 @@ def by_mode(full, smoke):
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """The best device available: CUDA, then Apple's MPS, then the CPU.
-
-    ``prefer="cpu"`` (or any device string) overrides the choice, e.g. for tiny models where
-    a GPU only adds transfer overhead.
-    """
+    """CUDA, else Apple's MPS, else the CPU; ``prefer`` (a device string, e.g. "cpu" for tiny models) overrides it."""
     if prefer is not None:
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a CPU run repeats exactly.
-
-    Returns a fresh ``torch.Generator`` seeded the same way, for code that wants its own stream.
-    GPU kernels may still be non-deterministic; the CPU is bit-for-bit repeatable for the same
-    PyTorch version and thread count.
-    """
+    """Seed Python, NumPy and PyTorch (CPU and GPUs); return a ``torch.Generator`` seeded the same way. A CPU run
+    then repeats bit for bit (same PyTorch and thread count); GPU kernels may not."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -69,8 +60,6 @@ def torchrun_ranks() -> tuple[int, int]:
 
 def runtime_name() -> str:
     """Where the notebook runs: "Colab", "Kaggle" or "local"."""
-    import importlib.util
-
     try:
         if importlib.util.find_spec("google.colab") is not None:
             return "Colab"
@@ -82,8 +71,8 @@ def runtime_name() -> str:
 
 
 def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
-    """One line for a lesson's first output, e.g. ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 |
-    smoke mode: off``, and a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
+    """A lesson's first output, ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 | smoke mode: off``,
+    with a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
     device = torch.device(device)
     what = str(device)
     if device.type == "cuda":
@@ -98,13 +87,11 @@ def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
 
 
 def storage_folder(name: str, drive: bool = False) -> str:
-    """A folder for a lesson's checkpoints and outputs that survives where it can: with ``drive=True`` on Colab,
-    Google Drive (mounted on first use) ``MyDrive/gan-course-kit/<name>``, which outlives the session; on Kaggle
-    ``/kaggle/working/<name>`` (kept as the notebook's output); elsewhere ``runs/<name>``."""
+    """Where a lesson keeps its outputs: ``MyDrive/gan-course-kit/<name>`` on Colab with ``drive=True`` (mounted
+    on first use), ``/kaggle/working/<name>`` on Kaggle, else ``runs/<name>``."""
     where = runtime_name()
     if drive and where == "Colab":
         from google.colab import drive as colab_drive  # only importable on Colab
-
         if not os.path.isdir("/content/drive/MyDrive"):
             colab_drive.mount("/content/drive")
         return f"/content/drive/MyDrive/gan-course-kit/{name}"

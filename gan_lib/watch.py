@@ -1,10 +1,10 @@
 """Watching a GAN train: NaN/inf losses, a discriminator that has won, a generator that has collapsed.
 
-``train`` runs a ``Watch`` callback unless you pass your own. Each problem is said once per run (the set of what
-was said is part of the run's state, so a resumed run does not repeat it), in plain words, with its likely cause
-and fix, as a warning and in ``run.warnings`` as ``[step, text]``. A NaN or infinite loss stops training
-(``TrainingDiverged``; blamed on the data when the step's real batch itself holds NaN/inf) before anything NaN is
-saved, or, with ``Watch(on_nan="rollback")`` and ``Checkpoints``, puts the last good checkpoint back and ends the call.
+``train`` runs a ``Watch`` unless you pass your own. Each problem is said once per run (a resumed run too), as a
+warning and in ``run.warnings`` as ``[step, text]``. A NaN/inf loss raises ``TrainingDiverged`` before anything NaN
+is saved, or with ``Watch(on_nan="rollback")`` and ``Checkpoints`` puts the last good checkpoint back.
+
+    run = train(..., callbacks=[Watch(on_nan="rollback"), Checkpoints(folder)])
 """
 from __future__ import annotations
 
@@ -21,13 +21,9 @@ class TrainingDiverged(RuntimeError):
 
 
 class Watch(Callback):
-    """Checks run after every training step (cheap: the numbers are already on the CPU; the spread of a batch
-    is measured every ``every`` steps).
-
-    ``d_won_for`` steps with mean D(x) above ``d_real_above`` and mean D(G(z)) below ``d_fake_below``: D has won.
-    ``collapsed_for`` checks in a row where G's batch varies less than ``collapse_below`` times a real batch
-    (per-pixel standard deviation across the batch, averaged): G has collapsed.
-    """
+    """Checks after every step: D has won when for ``d_won_for`` steps mean D(x) > ``d_real_above`` and D(G(z)) <
+    ``d_fake_below``; G has collapsed when, ``collapsed_for`` checks in a row (every ``every`` steps), its batch
+    varies (per-pixel std) less than ``collapse_below`` times a real batch."""
 
     def __init__(self, on_nan: str = "stop", every: int = 50, d_won_for: int = 200, d_real_above: float = 0.97,
                  d_fake_below: float = 0.03, collapse_below: float = 0.1, collapsed_for: int = 3):
@@ -63,8 +59,7 @@ class Watch(Callback):
         self.said, self._low_spread = set(state["said"]), int(state["low_spread"])
 
     def _diverged(self, why: str, loop: Loop) -> None:
-        """Stop with ``TrainingDiverged`` (saying whether a good checkpoint is there), or put the last good
-        checkpoint back (``on_nan="rollback"``) and end the call there (the same cause would diverge again)."""
+        """Raise ``TrainingDiverged``, or (``on_nan="rollback"``) put the last good checkpoint back and end the call."""
         from gan_lib.checkpoints import Checkpoints, restore
         state, where = _last_good(loop.find(Checkpoints), loop.run.step, self.on_nan == "rollback")
         if state is None or self.on_nan != "rollback":
@@ -77,8 +72,8 @@ class Watch(Callback):
 
     @staticmethod
     def non_finite(step: int, numbers: dict[str, float], real: torch.Tensor | list | None = None) -> str | None:
-        """A sentence naming the NaN/inf numbers of this step, or None when all are finite; when the step's real
-        batch (or any of its batches, a list) itself holds NaN/inf, the sentence blames the data instead."""
+        """What is NaN/inf in ``numbers`` and the likely fix (blaming the data when ``real``, a batch or a list of
+        them, holds NaN/inf), or None when all are finite."""
         bad = {name: value for name, value in numbers.items() if not math.isfinite(value)}
         if not bad:
             return None
@@ -89,13 +84,9 @@ class Watch(Callback):
         if nan or inf:
             return (f"training diverged at step {step}: the real batch itself holds {nan:,} NaN and {inf:,} inf "
                     f"value(s) of {sum(b.numel() for b in batches):,}, so {named}. The data is at fault, not the "
-                    f"learning rate. Fix: find where the images get them (a division by a zero standard deviation "
-                    f"when normalising, a damaged file), e.g. with torch.isfinite(images).all() on the data set, "
-                    f"clean or drop those images, then resume from a checkpoint saved before this step.")
-        return (f"training diverged at step {step}: {named}. Likely cause: a learning rate too high, fp16 overflow, "
-                f"or log(0) in a hand-written loss. Fix: lower the learning rates (2e-4 for Adam), use gan_lib's "
-                f"losses (they work on logits), or train in bf16/fp32, then resume from a checkpoint saved before "
-                f"this step (or start again).")
+                    f"learning rate. Clean the images (torch.isfinite finds them), then resume from a checkpoint.")
+        return (f"training diverged at step {step}: {named}. Likely a learning rate too high, fp16 overflow or log(0) "
+                f"in your loss, so lower the learning rates (2e-4 for Adam), use gan_lib's losses or bf16/fp32.")
 
     def _say(self, kind: str, step: int, text: str, run) -> None:
         if kind not in self.said:
@@ -104,35 +95,29 @@ class Watch(Callback):
             warnings.warn(f"step {step}: {text}", stacklevel=4)
 
     def check(self, step: int, run, fake: torch.Tensor | None = None, real: torch.Tensor | None = None) -> None:
-        """Look at the run's history (and every ``every`` steps at a fake and a real batch); warn once per problem."""
+        """Warn (once) when the run's history says D has won, or a fake and a real batch that G has collapsed."""
         d_real, d_fake = run.history.get("D(x)", []), run.history.get("D(G(z)) before D step", [])
         if len(d_real) >= self.d_won_for and len(d_fake) >= self.d_won_for:
             mean_real = sum(d_real[-self.d_won_for:]) / self.d_won_for
             mean_fake = sum(d_fake[-self.d_won_for:]) / self.d_won_for
             if mean_real > self.d_real_above and mean_fake < self.d_fake_below:
-                self._say("d_won", step, (
-                    f"D has won: for {self.d_won_for} steps D(x) ≈ {mean_real:.2f} and D(G(z)) ≈ {mean_fake:.2f}, "
-                    f"so G gets almost no gradient and stops improving. Likely cause: D learns faster than G "
-                    f"(higher learning rate, more D steps, a larger D). Fix: give both the same learning rate, "
-                    f"use d_steps=1, one-sided label smoothing (real_label=0.9), or WGAN-GP (lesson 04)."), run)
+                self._say("d_won", step, f"D has won: for {self.d_won_for} steps D(x) ≈ {mean_real:.2f} and "
+                          f"D(G(z)) ≈ {mean_fake:.2f}, so G gets no gradient: give D and G the same learning rate, "
+                          f"d_steps=1, label smoothing (real_label=0.9) or WGAN-GP (lesson 04).", run)
         if fake is None or real is None or step % self.every:
             return
-        spread_fake = fake.detach().float().std(dim=0).mean()
-        spread_real = real.detach().float().std(dim=0).mean()
+        spread_fake, spread_real = (batch.detach().float().std(dim=0).mean() for batch in (fake, real))
         ratio = (spread_fake / spread_real.clamp_min(1e-8)).item()
         self._low_spread = self._low_spread + 1 if ratio < self.collapse_below else 0
         if self._low_spread >= self.collapsed_for:
-            self._say("collapsed", step, (
-                f"G has collapsed: its images differ from each other only {ratio:.0%} as much as real ones do, "
-                f"so most noise vectors give the same picture (mode collapse). Likely cause: D too weak or too "
-                f"strong, or a learning rate too high. Fix: resume from an earlier checkpoint, lower G's "
-                f"learning rate, or try WGAN-GP (lesson 04)."), run)
+            self._say("collapsed", step, f"G has collapsed: its images differ from each other only {ratio:.0%} as "
+                      f"much as real ones do (mode collapse): resume from an earlier checkpoint, lower G's learning "
+                      f"rate or try WGAN-GP (lesson 04).", run)
 
 
 def _last_good(checkpoints, step: int, rollback: bool) -> tuple[dict | None, str]:
-    """The newest checkpoint to go back to after the loss turned NaN/inf at ``step`` (Checkpoints.load()'s choice when
-    rolling back, else last.pt), or None when it is missing, unreadable, not from before ``step`` or already
-    holds NaN/inf weights; and a sentence saying which."""
+    """The checkpoint to go back to after a NaN at ``step`` (``load()``'s choice when rolling back, else last.pt), or
+    None when it is missing, unreadable, not older or NaN itself; and a sentence saying which."""
     from gan_lib.checkpoints import CheckpointError, load_checkpoint
     if checkpoints is None:
         return None, ""

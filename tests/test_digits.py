@@ -5,7 +5,7 @@ import torch
 
 from gan_lib.data import load_mnist_subset, to_unit_range
 from gan_lib.eval.digits import DigitClassifier, digit_coverage, load_digit_classifier
-from gan_lib.metrics import frechet_distance
+from gan_lib.eval.metrics import frechet_distance
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from torch import nn
 from conftest import SHARED_DATA
 from gan_lib.data import to_unit_range
 from gan_lib.eval.image_metrics import diversity, face_detection_rate, face_flags, fid_kid, load_face_cascade, to_uint8_hwc
-from gan_lib.metrics import frechet_distance
+from gan_lib.eval.metrics import frechet_distance
 
 CASCADE = SHARED_DATA / "lbpcascade_animeface.xml"
 FACES = SHARED_DATA / "anime-faces-64"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from scipy import stats
 
-from gan_lib.metrics import summarize_1d, w1_to_normal
+from gan_lib.eval.metrics import summarize_1d, w1_to_normal
 
 
 def test_w1_of_the_exact_quantiles_is_zero():

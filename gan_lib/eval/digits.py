@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lib.data import MNIST_ASSETS
-from gan_lib.metrics import frechet_distance
+from gan_lib.eval.metrics import frechet_distance
 
 CLASSIFIER_WEIGHTS = MNIST_ASSETS / "digit-classifier.pt"   # package data: in the wheel too
 

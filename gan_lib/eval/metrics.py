@@ -1,4 +1,8 @@
-"""Numbers that say how close a generator is to its target."""
+"""Numbers that say how close a generator is to its target: lesson 01's 1-D summary (mean, std, W1 to the
+normal target) and the Fréchet distance that ``digits`` applies to a digit classifier's features.
+
+    summarize_1d(samples, mean=4.0, std=1.25)     # {"mean": ..., "std": ..., "w1": ...}
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -19,12 +23,8 @@ def _as_numpy_1d(samples) -> np.ndarray:
 
 
 def w1_to_normal(samples, mean: float, std: float) -> float:
-    """1-D Wasserstein distance W1 between ``samples`` and the normal N(mean, std**2).
-
-    W1 = integral over u in (0, 1) of |F_G^-1(u) - F^-1(u)|: the average distance each sample
-    must move. The target is represented exactly by its quantiles at (i + 0.5) / n, so the
-    result has no sampling noise from the target side.
-    """
+    """1-D Wasserstein distance W1 (the average distance each sample must move) between ``samples`` and
+    N(mean, std**2), whose exact quantiles at (i + 0.5) / n stand for it: no sampling noise on that side."""
     x = _as_numpy_1d(samples)
     n = x.size
     target_quantiles = stats.norm.ppf((np.arange(n) + 0.5) / n, loc=mean, scale=std)
@@ -34,11 +34,8 @@ def w1_to_normal(samples, mean: float, std: float) -> float:
 def summarize_1d(samples, mean: float, std: float) -> dict:
     """Mean, standard deviation and W1 of 1-D samples against N(mean, std**2)."""
     x = _as_numpy_1d(samples)
-    return {
-        "mean": float(x.mean()),
-        "std": float(x.std(ddof=1)) if x.size > 1 else 0.0,
-        "w1": w1_to_normal(x, mean, std),
-    }
+    std_dev = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    return {"mean": float(x.mean()), "std": std_dev, "w1": w1_to_normal(x, mean, std)}
 
 
 def frechet_distance(features_a, features_b) -> float:
@@ -46,8 +43,7 @@ def frechet_distance(features_a, features_b) -> float:
 
         FD = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))
 
-    This is FID's formula; lesson 02 applies it to an MNIST classifier's features, lesson 04 to
-    Inception's. The matrix square root is scipy's ``linalg.sqrtm``.
+    This is FID's formula (FID applies it to Inception's features); the matrix square root is scipy's ``linalg.sqrtm``.
     """
     a, b = (np.asarray(f.detach().cpu().double() if isinstance(f, torch.Tensor) else f, dtype=np.float64)
             for f in (features_a, features_b))

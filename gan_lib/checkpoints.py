@@ -1,29 +1,23 @@
-"""Runs that survive a disconnected Colab or Kaggle session: what a checkpoint holds, and the ``Checkpoints``
-callback that saves it and restores it.
+"""Runs that survive a disconnected Colab or Kaggle session: the ``Checkpoints`` callback and what it saves.
 
     ckpt = Checkpoints("/content/drive/MyDrive/dcgan", every=500, keep_best_by="kid_mean",
                        settings={"lr": 2e-4, "batch": 128, "loss": "bce"})      # a run with other values is refused
     run = train(G, D, opt_g, opt_d, batches, loss, noise, until=6000, callbacks=[ema, ckpt])
 
-The first ``train`` call of a session loads the newest good checkpoint in the folder (weights, optimisers, the
-data's position, the loss's schedule, the ``Run`` with every callback's state, the random state), so the run goes
-on bit for bit where it stopped, or is only loaded when it is finished. Only tensors, numbers, strings, lists and
-dicts are written: ``torch.load(weights_only=True)`` reads them back, so a stranger's checkpoint runs no code.
+A session's first ``train`` call loads the folder's newest good checkpoint, and the run goes on bit for bit. Only
+plain values are written, so ``torch.load(weights_only=True)`` reads them back and a stranger's file runs no code.
 """
 from __future__ import annotations
 
 import json
-import os
-import random
 import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from gan_lib.io.files import (NAMES, CheckpointError, _move_into_place, _write_temp, load_checkpoint,
-                              save_checkpoint)
+from gan_lib.io.files import (NAMES, CheckpointError, load_checkpoint, load_newest, rng_state, save_checkpoint,
+                              set_rng_state)
 from gan_lib.train import Callback, Loop, Run
 from gan_lib.trainer.distributed import is_main as is_main_rank
 
@@ -32,56 +26,13 @@ FORMAT = 2                                     # bump when the layout of trainin
 __all__ = ["CheckpointError", "Checkpoints", "load_checkpoint", "restore", "save_checkpoint", "training_state"]
 
 
-def rng_state() -> dict:
-    """The state of torch's (CPU and every GPU), NumPy's and Python's global random number generators, as tensors
-    and lists that ``weights_only`` loads."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),                                        # (5056,) uint8
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
-            "python": [version, list(internal), gauss_next]}
-
-
-def set_rng_state(state: dict) -> None:
-    """Put back what ``rng_state`` returned, so that the same random numbers come next."""
-    torch.set_rng_state(state["torch"].cpu())
-    cuda, gpus = state["cuda"], torch.cuda.device_count() if torch.cuda.is_available() else 0
-    for i, gpu_state in enumerate(cuda[:gpus]):
-        torch.cuda.set_rng_state(gpu_state.cpu(), device=i)
-    if len(cuda) != gpus:
-        warnings.warn(f"the checkpoint holds {len(cuda)} GPU random state(s) and this machine has {gpus} GPU(s): "
-                      f"random numbers drawn on a GPU will not repeat the original run.", stacklevel=2)
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
-
-def _matching(kind: str, given: dict | None, saved: dict):
-    """The items of ``given`` that the checkpoint holds, warning about names it lacks (an older checkpoint, say:
-    those objects keep their current state) and about saved ones left unused."""
-    given = given or {}
-    missing, unused = sorted(set(given) - set(saved)), sorted(set(saved) - set(given))
-    if missing:
-        warnings.warn(f"the checkpoint holds no {kind} state for {missing} (it has {sorted(saved)}; perhaps it was "
-                      f"saved without them, or by an older version): they keep their current state, so the resumed "
-                      f"run will not repeat the original exactly.", stacklevel=3)
-    if unused:
-        warnings.warn(f"{len(unused)} {kind} state(s) in the checkpoint were not restored: {unused}.", stacklevel=3)
-    return [obj for name, obj in given.items() if name in saved]
-
-
-
 def _stateful(callbacks) -> list:
     """The callbacks that keep a state (those that override ``state_dict``)."""
     return [cb for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
 
 
 def training_state(loop: Loop) -> dict:
-    """Everything the run needs to go on exactly: weights, optimisers, the data's and the loss's state (when they
-    have a ``state_dict``), the ``Run`` (with the GradScaler and each callback's state), the random state."""
+    """All the run needs to go on exactly: weights, optimisers, data, loss, the ``Run``, the random state."""
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
     loop.run.callbacks = {cb.name: cb.state_dict() for cb in _stateful(loop.callbacks)}
     state_of = lambda obj: obj.state_dict() if hasattr(obj, "state_dict") else {}   # noqa: E731
@@ -92,9 +43,8 @@ def training_state(loop: Loop) -> dict:
             "run": loop.run.state_dict(), "rng": rng_state()}
 
 
-def restore(state: dict, loop: Loop, rng: bool = True) -> Run:
-    """Load what ``training_state`` saved into the loop's objects (the models, optimisers, data, loss, run and
-    callbacks); return the run. A checkpoint of another architecture or gan_lib version is refused in one sentence."""
+def restore(state: dict, loop: Loop) -> Run:
+    """Load what ``training_state`` saved into the loop's objects; return the run. A misfit is one CheckpointError."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError("this checkpoint was not written by training_state() of this gan_lib version: "
                               "load its parts by hand or start a fresh run.")
@@ -109,18 +59,17 @@ def restore(state: dict, loop: Loop, rng: bool = True) -> Run:
         if state[key] and hasattr(obj, "load_state_dict"):
             obj.load_state_dict(state[key])
     loop.run.load_state_dict(state["run"])
-    for cb in _matching("callback", {cb.name: cb for cb in _stateful(loop.callbacks)}, loop.run.callbacks):
-        cb.load_state_dict(loop.run.callbacks[cb.name])
-    if rng:
-        set_rng_state(state["rng"])
+    given, saved = {cb.name: cb for cb in _stateful(loop.callbacks)}, loop.run.callbacks
+    if missing := sorted(set(given) - set(saved)):           # saved without them, or by an older version
+        warnings.warn(f"the checkpoint holds no callback state for {missing} (it has {sorted(saved)}): they keep "
+                      f"their current state, so the run will not repeat the original exactly.", stacklevel=2)
+    if unused := sorted(set(saved) - set(given)):
+        warnings.warn(f"{len(unused)} callback state(s) in the checkpoint were not restored: {unused}.", stacklevel=2)
+    for name, cb in given.items():
+        if name in saved:
+            cb.load_state_dict(saved[name])
+    set_rng_state(state["rng"])
     return loop.run
-
-
-def changed_settings(saved: dict, current: dict) -> list[str]:
-    """``["lr 0.0002 -> 0.0001", ...]`` for every key whose value differs between two settings dicts."""
-    return [f"{key} {saved.get(key, '(unset)')!r} -> {current.get(key, '(unset)')!r}"
-            for key in sorted(set(saved) | set(current)) if saved.get(key, "(unset)") != current.get(key, "(unset)")]
-
 
 
 class Checkpoints(Callback):
@@ -128,12 +77,10 @@ class Checkpoints(Callback):
 
     folder        where the run lives (one folder per run)
     every         save every this many steps (and at the end of each ``train`` call, and after Ctrl-C)
-    keep_best_by  an evaluation's key (``Evaluate``'s results, e.g. "kid_mean"); None: no best.pt
-    mode          "min" when lower is better (FID, KID), "max" when higher is (a face rate)
-    settings      plain JSON values the run is keyed by (architecture, loss, lr, batch, data; not the step count,
-                  so that a longer run continues a shorter one); None: not checked
-    resume        True: before the first step, load the newest good checkpoint here (a finished run is only
-                  loaded); one saved with other ``settings`` is refused, naming each change. False: start fresh
+    keep_best_by  the evaluation's key that picks best.pt (e.g. "kid_mean"); None: no best.pt
+    mode          "min" when lower is better (FID, KID), "max" when higher is
+    settings      plain values the run is keyed by (not the step count); a run saved with others is refused
+    resume        True: load the newest good checkpoint here before the first step; False: start fresh
     every_seconds also save after this many seconds of training since the last save; None: by steps only
     """
 
@@ -152,11 +99,11 @@ class Checkpoints(Callback):
             raise TypeError(f"settings must be a dict of plain values (numbers, strings, booleans, lists) so that "
                             f"they can be compared after a restart; {error}.") from None
         self.folder, self.every, self.keep_best_by, self.mode = Path(folder), every, keep_best_by, mode
-        self._best: float | None = None        # best metric so far; read from best.pt after a restart
         self.resume_on_start, self.every_seconds = resume, every_seconds
+        self._best: float | None = None        # best metric so far; read from best.pt after a restart
         self.saved: Path | None = None         # the last file written by this callback
         self.loop: Loop | None = None          # the loop of the last train() call (remember() saves it)
-        self._saved_at: tuple[int, float] = (-1, 0.0)   # (step, seconds) of the last save or load
+        self._saved_at = (-1, 0.0)             # (step, seconds) of the last save or load
         self._rng = None                       # the random state of the last save or load (remember() keeps it)
 
     # --- as a callback: load before the first step, save when due and at the end ---
@@ -178,7 +125,7 @@ class Checkpoints(Callback):
     def on_step(self, loop) -> None:
         run = loop.run
         if self.every_seconds is not None:
-            loop.tick()                            # run.seconds up to now (it is otherwise brought up to date rarely)
+            loop.tick()                        # run.seconds up to now
         late = self.every_seconds is not None and run.seconds - self._saved_at[1] >= self.every_seconds
         if is_main_rank() and (self.due(run.step) or loop.metrics or late):
             with loop.paused():
@@ -188,15 +135,12 @@ class Checkpoints(Callback):
     def on_end(self, loop) -> None:
         if is_main_rank() and loop.run.step != self._saved_at[0]:
             self.save(training_state(loop))
-            self._saved_at = (loop.run.step, loop.run.seconds)
         elif loop.run.step == self._saved_at[0]:   # no step since the last save or load: the seconds it holds
             loop.run.seconds = self._saved_at[1]
 
     def remember(self, name: str, compute):
-        """``compute()``'s result (plain numbers, strings, lists, dicts), kept in the run's ``results`` and saved
-        in last.pt, so a session that loads the finished run reads it instead of computing it again (an
-        evaluation of minutes). Call it after ``train`` with this callback; give ``name`` everything the result
-        depends on besides the run (e.g. f"final N={n} {features}")."""
+        """``compute()``'s plain result, saved in last.pt so that a later session reads it instead of computing it;
+        call it after ``train``, with a ``name`` that holds all the result depends on (e.g. f"final N={n}")."""
         run = self.loop.run
         if name not in run.results:
             run.results[name] = compute()
@@ -205,11 +149,13 @@ class Checkpoints(Callback):
         return run.results[name]
 
     def _changes(self, state: dict) -> list[str] | None:
-        """What differs between this manager's settings and those ``state`` was saved with (None: unknown)."""
+        """The settings that differ from those ``state`` was saved with (``["lr 0.0002 -> 0.0001"]``); None: unknown."""
         saved = state.get("checkpoint", {}).get("settings") if isinstance(state, dict) else None
         if self.settings is None or saved is None:
             return None
-        return changed_settings(saved, self.settings)
+        pairs = [(key, saved.get(key, "(unset)"), self.settings.get(key, "(unset)"))
+                 for key in sorted(set(saved) | set(self.settings))]
+        return [f"{key} {old!r} -> {new!r}" for key, old, new in pairs if old != new]
 
     def due(self, step: int) -> bool:
         """True every ``every`` steps: ``if manager.due(step): manager.save(...)``."""
@@ -228,60 +174,28 @@ class Checkpoints(Callback):
         return self._best
 
     def save(self, state: dict, **metrics: float) -> list[Path]:
-        """Write last.pt (the old one becomes previous.pt) and, when ``metrics[keep_best_by]`` beats the best so
-        far, best.pt too; return the paths written, e.g. ``manager.save(state, fid=41.3)``. Metrics that lack
-        ``keep_best_by`` (an evaluation that names it otherwise) raise ValueError before anything is written."""
+        """Write last.pt (the old one becomes previous.pt), and best.pt when ``metrics[keep_best_by]`` is the best
+        so far; return the paths written. Metrics that lack ``keep_best_by`` raise ValueError, writing nothing."""
         metrics = {name: float(value) for name, value in metrics.items()}
         if metrics and self.keep_best_by and self.keep_best_by not in metrics:
             close = [name for name in metrics if name.startswith(self.keep_best_by)]    # "kid" -> "kid_mean"
+            hint = f", e.g. keep_best_by={close[0]!r}" if close else ""
             raise ValueError(f"keep_best_by={self.keep_best_by!r} is not among the evaluation's results "
-                             f"({', '.join(metrics)}): pick one of them"
-                             f"{f', e.g. keep_best_by={close[0]!r}' if close else ''}.")
-        state, last = {**state, "checkpoint": {"metrics": metrics, "settings": self.settings}}, self.folder / "last.pt"
-        tmp = _write_temp(last, state)
-        if last.exists():
-            os.replace(last, self.folder / "previous.pt")
-        written = [_move_into_place(tmp, last)]
+                             f"({', '.join(metrics)}): pick one of them{hint}.")
+        state = {**state, "checkpoint": {"metrics": metrics, "settings": self.settings}}
+        written = [save_checkpoint(self.folder / "last.pt", state, previous=self.folder / "previous.pt")]
         self._rng = state.get("rng")
-        value, best = metrics.get(self.keep_best_by), self.best()
-        if value is not None and value == value and (best is None or (value < best if self.mode == "min"
-                                                                      else value > best)):  # NaN is never best
+        value, best = metrics.get(self.keep_best_by, float("nan")), self.best()     # NaN (or none) is never best
+        if value == value and (best is None or (value < best if self.mode == "min" else value > best)):
             self._best = value
             written.append(save_checkpoint(self.folder / "best.pt", state))
         self.saved = written[0]
         return written
 
     def load(self, map_location="cpu") -> dict | None:
-        """The newest checkpoint that loads: last.pt, else (with a warning) the newer of previous.pt and best.pt;
-        None when the folder holds none. Unfinished temporary files of an interrupted save are removed. A run
-        saved with other ``settings`` raises CheckpointError naming each change; nothing is deleted."""
-        stale = [p for name in self.NAMES for p in self.folder.glob(f".{name}.*.tmp")]
-        for path in stale:
-            path.unlink(missing_ok=True)
-        if stale:
-            warnings.warn(f"removed {len(stale)} unfinished temporary file(s) left in {self.folder} by an "
-                          f"interrupted save.", stacklevel=2)
-        problems, loaded = [], []
-        for path in (self.folder / name for name in self.NAMES):
-            try:
-                state = load_checkpoint(path, map_location)
-            except (FileNotFoundError, IsADirectoryError, CheckpointError) as error:
-                problems.append(error)
-                continue
-            if path.name == "last.pt":
-                return self._same_settings(state, path)
-            loaded.append((state.get("step", -1), path, state))
-        if loaded:
-            step, path, state = max(loaded, key=lambda item: item[0])
-            self._same_settings(state, path)
-            warnings.warn(f"resuming from {path} (step {step}) because {problems[0]}", stacklevel=2)
-            if (self.folder / "last.pt").exists():     # keep the damaged file aside, out of the next save's way
-                os.replace(self.folder / "last.pt", self.folder / "last.damaged.pt")
-            return state
-        if any(isinstance(error, CheckpointError) for error in problems):
-            raise CheckpointError(f"no checkpoint in {self.folder} loads ({' '.join(map(str, problems))}): move "
-                                  f"the files away to start a fresh run.")
-        return None
+        """The newest checkpoint here that loads (``gan_lib.io.files.load_newest``), None in an empty folder; one
+        saved with other ``settings`` raises CheckpointError naming each change (nothing is deleted)."""
+        return load_newest(self.folder, map_location, check=self._same_settings)
 
     def _same_settings(self, state: dict, path: Path) -> dict:
         """``state``, after checking that it was saved with this manager's settings."""
@@ -291,20 +205,20 @@ class Checkpoints(Callback):
                                   f"checkpoint folder for the new settings, or {self.RESTART} (nothing has been "
                                   f"deleted).")
         if changes is None and self.settings is not None:
-            warnings.warn(f"{path} was saved without settings, so Checkpoints cannot tell whether they changed: it "
-                          f"is loaded as it is.", stacklevel=3)
+            warnings.warn(f"{path} was saved without settings, so it is loaded unchecked.", stacklevel=4)
         return state
 
 
 def interrupted(loop: Loop) -> Path | None:
-    """After Ctrl-C, once the call has ended as a normal one does (Checkpoints saved the last finished step): say
-    in one line where that step is and how to go on; return the checkpoint's path (None: nothing saved)."""
-    checkpoints, run = loop.find(Checkpoints), loop.run
+    """After Ctrl-C (once Checkpoints has saved): say in one line where the last step is; return its file or None."""
+    checkpoints = loop.find(Checkpoints)
     path = checkpoints.saved if checkpoints is not None else None
+    if checkpoints is None:
+        said = "nothing was saved (no Checkpoints callback), but G, D and the run hold that step"
+    elif path:
+        said = f"saved {path}; to go on, run the same cell again (with RESUME = True) or the same command with --resume"
+    else:
+        said = f"no step finished, so nothing new was saved in {checkpoints.folder}"
     if is_main_rank():
-        said = ("nothing was saved (no Checkpoints callback), but G, D and the run hold that step" if checkpoints
-                is None else f"saved {path}; to go on, run the same cell again (with RESUME = True) or the same "
-                f"command with --resume" if path else f"no step finished, so nothing new was saved in "
-                f"{checkpoints.folder}")
-        print(f"training stopped by Ctrl-C at step {run.step}: {said}.", file=sys.stderr, flush=True)
+        print(f"training stopped by Ctrl-C at step {loop.run.step}: {said}.", file=sys.stderr, flush=True)
     return path

@@ -1,16 +1,10 @@
-"""The one training loop lessons 02-05, the benchmarks and the trainer share (lesson 01 writes it by hand first).
+"""The training loop that lessons 02-05, the benchmarks and the trainer share (lesson 01 writes it by hand).
 
     run = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, until=5000,
-                callbacks=[EMA(G, ema_decay(10_000, batch=64)), Grids(noise(64), every=500),
-                           Checkpoints("runs/dcgan", every=500, settings={...})])
+                callbacks=[EMA(G, ema_decay(10_000, batch=64)), Checkpoints("runs/dcgan", every=500)])
 
-``until`` is always the step the run should reach (its total, not "this many more"): a run loaded at step 3,000
-by ``Checkpoints`` trains 2,000 more; one already there trains none. Everything that must survive a restart
-lives in the returned ``Run`` (step, seconds, history, the GradScaler, each callback's state); ``Checkpoints``
-saves it with the weights, and restores it before the first step.
-
-One *step* (``training_step``) is ``d_steps`` D updates, then ``g_steps`` G updates; the first G update reuses the
-last D update's fake batch, as the PyTorch DCGAN tutorial does. Lesson 02 writes this step out by hand first.
+``until`` is the step to reach (the run's total): a run loaded at step 3,000 trains 2,000 more. One step
+(``training_step``) is ``d_steps`` D updates, then ``g_steps`` G updates; the first reuses D's last fakes.
 """
 from __future__ import annotations
 
@@ -68,9 +62,8 @@ class Run:
 
 
 class Callback:
-    """Something done around the steps: subclass it and override what you need. ``loop`` is the ``Loop``.
-    Callbacks run in the order given, sorted by ``order`` (Watch first, Checkpoints last); ``on_start`` runs in
-    the reverse order, so that Checkpoints has restored the run before the others look at it."""
+    """Something done around the steps: override what you need. Callbacks run sorted by ``order`` (Watch first,
+    Checkpoints last); ``on_start`` in reverse, so Checkpoints restores the run before the others see it."""
     order = 0
 
     @property
@@ -145,18 +138,17 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
           run: Run | None = None) -> Run:
     """Train G and D until ``run.step == until`` (None: until a callback stops it) and return the ``Run``.
 
-    G, D           the models, on their device (DDP-wrapped by ``gan_lib.trainer.distributed.wrap`` for several GPUs)
+    G, D           the models, on their device (DDP-wrapped for several GPUs)
     opt_g, opt_d   their optimisers
     batches        yields real image batches (``ImageBatches``, or ``infinite(loader)``)
     loss           a ``gan_lib.losses.GANLoss``
     noise          noise(n) -> n latent vectors
-    until          the step to reach (the run's total); None: only a callback (``Budget``) ends the call
-    options        how a step is computed (``Options``); None: one D and one G update in fp32
-    callbacks      ``Callback`` objects (``gan_lib.callbacks``); a ``Watch`` is added when none is given
-    run            the ``Run`` to continue in this session; None: a fresh one (or what ``Checkpoints`` loads)
+    until          the step to reach (the run's total); None: until a callback (``Budget``) stops it
+    options        how a step is computed; None: ``Options()``
+    callbacks      ``gan_lib.callbacks`` objects; a ``Watch`` is added when none is given
+    run            the ``Run`` to continue; None: a fresh one (or what ``Checkpoints`` loads)
     """
     from gan_lib.watch import Watch               # watch imports this module's Callback
-
     options, run = options or Options(), run if run is not None else Run()
     callbacks = list(callbacks)
     if not any(isinstance(cb, Watch) for cb in callbacks):
@@ -164,12 +156,12 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     callbacks.sort(key=lambda cb: cb.order)
     wrapped, (G, D) = (G, D), (unwrap(G), unwrap(D))                  # DDP wrappers, and the plain models
     device = next(G.parameters()).device
-    precision = choose_precision(device, options.precision)       # decided once, not in every step
+    precision = choose_precision(device, options.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     loop = Loop(G, D, opt_g, opt_d, batches, loss, noise, options, run, callbacks, scaler, until, device,
                 {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision])
 
-    # --- restore: Checkpoints (last in order, first here) loads a saved run, then the others see it ---
+    # --- restore: Checkpoints (last in order, first here) loads a saved run ---
     loop._clock = time.perf_counter()
     for cb in reversed(callbacks):
         cb.on_start(loop)
@@ -184,23 +176,22 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         while (until is None or run.step < until) and loop.stop is None:
             # --- one step: D updates, then G updates ---
             try:
-                skipped = training_step(loop, models)
+                loop.skipped = training_step(loop, models)
             except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
                 if models is wrapped or run.step > (run.resumed_from or 0) or images:
                     raise
                 models = eager_again(err, wrapped)
-                skipped = training_step(loop, models)
-            # --- record: the numbers of the step (not of an update the GradScaler skipped) ---
+                loop.skipped = training_step(loop, models)
+            # --- record the step's numbers (none for an update the GradScaler skipped) ---
             run.step += 1
-            run.results.clear()                        # scores remembered for an earlier step no longer hold
+            run.results.clear()                        # scores of an earlier step no longer hold
             images += options.d_steps * loop.real.shape[0]
-            loop.skipped = skipped
-            if skipped:
+            if loop.skipped:
                 run.fp16_skipped += 1
             else:
                 for key, value in loop.numbers.items():
                     run.history[key].append(value)
-                if loop.grad_norms is not None:                # D's last update of the step, per layer
+                if loop.grad_norms is not None:
                     run.history["grad_norms_d"].append(loop.grad_norms)
             # --- callbacks: watch, EMA, grids, evaluation, checkpoints, ... ---
             loop.metrics, done = {}, run.step
@@ -212,18 +203,16 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             if options.progress and run.step % 50 == 0:
                 bar.set_postfix({"loss_d": f"{loop.numbers['loss_d']:.3f}", "loss_g": f"{loop.numbers['loss_g']:.3f}",
                                  "img/s": f"{images / max(time.perf_counter() - first, 1e-9):,.0f}"})
-    except KeyboardInterrupt:                          # Checkpoints saves the last finished step; one line says so
-        bar.close()
-        _finish(loop)
+    except KeyboardInterrupt:                          # Checkpoints saves the last finished step
+        _finish(loop, bar)
         raise TrainingInterrupted(loop) from None
-    bar.close()
-    _finish(loop)
+    _finish(loop, bar)
     return run
 
 
 def training_step(loop: Loop, models) -> bool:
-    """One step: ``d_steps`` D updates on fresh real and fake batches, then ``g_steps`` G updates through the new D.
-    Sets loop.fake, loop.real(s) and loop.numbers; True when the GradScaler skipped an update (fp16 inf/NaN)."""
+    """``d_steps`` D updates on new real and fake batches, then ``g_steps`` G updates; sets loop.fake, loop.real(s)
+    and loop.numbers. True when the GradScaler skipped an update (fp16 inf/NaN)."""
     G_, D_ = models                                   # the models to call (DDP-wrapped or compiled)
     o, scaler, loss = loop.options, loop.scaler, loop.loss
     device, dtype = loop.device, loop.dtype
@@ -256,14 +245,14 @@ def training_step(loop: Loop, models) -> bool:
 
 
 def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None = None) -> bool:
-    """backward, (unscale, record norms, clip), step: one optimiser update, scaled in fp16. True when the
-    GradScaler found inf/NaN gradients, skipped the update and lowered its scale."""
+    """One optimiser update (scaled in fp16; norms recorded and clipped on request). True when it was skipped."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss_value).backward()
     if grad_clip is not None or norms_into is not None:
         scaler.unscale_(opt)                           # the true gradients, before any clipping
-    if norms_into is not None:
-        norms_into[:] = layer_grad_norms(model)
+    if norms_into is not None:                         # one per weight tensor, input side first; biases skipped
+        norms = [p.grad.norm() for p in model.parameters() if p.grad is not None and p.dim() > 1]
+        norms_into[:] = torch.stack(norms).tolist() if norms else []
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     before = scaler.get_scale() if scaler.is_enabled() else None
@@ -272,15 +261,10 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
     return before is not None and scaler.get_scale() < before
 
 
-def _finish(loop: Loop) -> None:
-    """The end of a call: time and the GradScaler into the run, then each callback's on_end (Checkpoints saves)."""
+def _finish(loop: Loop, bar) -> None:
+    """The end of a call: the bar closed, time and the GradScaler into the run, then each callback's on_end."""
+    bar.close()
     loop.tick()
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
     for cb in reversed(loop.callbacks):               # Checkpoints first: saved even if a later one fails
         cb.on_end(loop)
-
-
-def layer_grad_norms(model) -> list[float]:
-    """The 2-norm of the gradient of each weight tensor (one per layer, input side first); biases are skipped."""
-    norms = [p.grad.norm() for name, p in model.named_parameters() if p.grad is not None and p.dim() > 1]
-    return torch.stack(norms).tolist() if norms else []

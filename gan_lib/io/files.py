@@ -1,16 +1,20 @@
-"""Checkpoint files that survive a killed process or a bad copy: atomic writes, CRC-checked safe loads, and one
-sentence for every way a file can be wrong. ``gan_lib.checkpoints`` builds on these."""
+"""Checkpoint files that survive a killed process or a bad copy: atomic writes, CRC-checked safe loads, one
+sentence for every way a file can be wrong, the random state as plain tensors, and the newest good file of a run
+folder. ``gan_lib.checkpoints`` builds on these."""
 from __future__ import annotations
 
 import contextlib
 import os
 import pickle
+import random
 import re
 import tempfile
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 NAMES = ("last.pt", "previous.pt", "best.pt")  # what a run's folder holds (gan_lib.checkpoints.Checkpoints)
@@ -32,6 +36,31 @@ def _check_plain(obj, where: str = "state") -> None:
     for key, value in obj.items() if isinstance(obj, dict) else enumerate(obj):
         _check_plain(key, f"a key of {where}")
         _check_plain(value, f"{where}[{key!r}]")
+
+
+def rng_state() -> dict:
+    """torch's (CPU and each GPU), NumPy's and Python's global random states, as tensors and lists."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),                                        # (5056,) uint8
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": [version, list(internal), gauss_next]}
+
+
+def set_rng_state(state: dict) -> None:
+    """Put back what ``rng_state`` returned, so that the same random numbers come next."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda, gpus = state["cuda"], torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for i, gpu_state in enumerate(cuda[:gpus]):
+        torch.cuda.set_rng_state(gpu_state.cpu(), device=i)
+    if len(cuda) != gpus:
+        warnings.warn(f"the checkpoint holds {len(cuda)} GPU random state(s) and this machine has {gpus} GPU(s): "
+                      f"random numbers drawn on a GPU will not repeat the original run.", stacklevel=2)
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def _umask() -> int:
@@ -87,9 +116,14 @@ def _move_into_place(tmp: Path, path: Path) -> Path:
     return path
 
 
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Save ``state`` to ``path`` atomically: a process killed mid-save leaves the previous file intact."""
-    return _move_into_place(_write_temp(Path(path), state), Path(path))
+def save_checkpoint(path: str | Path, state: dict, previous: str | Path | None = None) -> Path:
+    """Save ``state`` to ``path`` atomically: a process killed mid-save leaves the previous file intact. With
+    ``previous``, the file already at ``path`` is renamed to it once the new one is written."""
+    path = Path(path)
+    tmp = _write_temp(path, state)
+    if previous is not None and path.exists():
+        os.replace(path, previous)
+    return _move_into_place(tmp, path)
 
 
 def _crc_failure(path: Path) -> str | None:
@@ -153,3 +187,37 @@ def load_checkpoint(path: str | Path, map_location="cpu"):
                    "writes (perhaps a text file, a web page or random bytes), so pass the .pt file that "
                    "save_checkpoint wrote")
         raise CheckpointError(f"{path} {why}.") from None
+
+
+def load_newest(folder: str | Path, map_location="cpu", check=lambda state, path: state) -> dict | None:
+    """A run folder's last.pt, else (with a warning) the newer of previous.pt and best.pt that loads, each passed
+    through ``check(state, path)``; None when the folder holds none. A damaged last.pt is kept aside as
+    last.damaged.pt, and the temporary files of an interrupted save are removed."""
+    folder = Path(folder)
+    stale = [p for name in NAMES for p in folder.glob(f".{name}.*.tmp")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        warnings.warn(f"removed {len(stale)} unfinished temporary file(s) left in {folder} by an interrupted save.",
+                      stacklevel=3)
+    problems, loaded = [], []
+    for path in (folder / name for name in NAMES):
+        try:
+            state = load_checkpoint(path, map_location)
+        except (FileNotFoundError, IsADirectoryError, CheckpointError) as error:
+            problems.append(error)
+            continue
+        if path.name == "last.pt":
+            return check(state, path)
+        loaded.append((state.get("step", -1), path, state))
+    if loaded:
+        step, path, state = max(loaded, key=lambda item: item[0])
+        check(state, path)
+        warnings.warn(f"resuming from {path} (step {step}) because {problems[0]}", stacklevel=3)
+        if (folder / "last.pt").exists():      # keep the damaged file aside, out of the next save's way
+            os.replace(folder / "last.pt", folder / "last.damaged.pt")
+        return state
+    if any(isinstance(error, CheckpointError) for error in problems):
+        raise CheckpointError(f"no checkpoint in {folder} loads ({' '.join(map(str, problems))}): move the files "
+                              f"away to start a fresh run.")
+    return None

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
+from gan_lib.recipes import LESSON_05_ROWS
 from gan_lib.teach.lessons import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
-ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D"]
+ROWS = list(LESSON_05_ROWS)                  # one ingredient per row
 # The CPU budget: small networks, so that a 2-core machine makes a few hundred steps per row; a short EMA half-life
 # and R1 every 4 steps, since a row makes so few steps; N = 200 generated images per row against 600 real ones (FID
 # is biased at this N: read it against the real-vs-real row), on the TF FID Inception (about 0.16 s per image on

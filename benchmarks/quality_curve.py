@@ -59,8 +59,8 @@ def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
 
 def run_G(args):
     """A generator of the trained architecture, to load each kept state into."""
-    if args.ingredients and "+ StyleGAN2 G, residual D" in args.ingredients:
-        return build("modern", "cpu", ingredients=tuple(args.ingredients), latent_dim=100).G
+    if args.ingredients:
+        return build("modern", "cpu", ingredients=tuple(args.ingredients), dcgan_width=args.width, latent_dim=100).G
     return build("dcgan", "cpu", width=args.width).G
 
 

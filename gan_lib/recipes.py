@@ -103,25 +103,26 @@ def wgan(device="cpu", variant: str = "WGAN-GP", image_size: int = 64, width: in
     return _recipe(wgan, locals(), G, D, opt(G), opt(D), loss, options=options)
 
 
-INGREDIENTS = ("+ EMA", "+ R1", "+ DiffAugment", "+ hinge", "+ StyleGAN2 G, residual D")
+INGREDIENTS = ("+ EMA", "+ layer-norm D", "+ R1", "+ DiffAugment", "+ hinge", "+ StyleGAN2 G", "+ residual D",
+               "+ StyleGAN2's Adam")
+LESSON_05_ROWS = ("DCGAN",) + INGREDIENTS[:4] + INGREDIENTS[5:]      # one ingredient per row; hinge is optional
 
 
-def modern(device="cpu", ingredients: tuple = INGREDIENTS[:3] + INGREDIENTS[4:], image_size: int = 64,
-           latent_dim: int = 128, dcgan_width: int = 64, style_width: int = 32, batch: int = 64, steps: int = 20_000,
+def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: int = 64, latent_dim: int = 128,
+           dcgan_width: int = 64, style_width: int = 32, batch: int = 64, steps: int = 20_000,
            ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2) -> Recipe:
-    """Lesson 05: lesson 03's DCGAN plus each of ``ingredients`` (a subset of ``INGREDIENTS``). R1 brings a
-    layer-norm D (a per-sample penalty); the StyleGAN2-style pair trains with Adam 2e-3 (0, 0.99)."""
+    """Lesson 05: lesson 03's DCGAN plus each of ``ingredients`` (a subset of ``INGREDIENTS``), each changing one
+    thing: the StyleGAN2-style G or residual D replaces one network; StyleGAN2's Adam is 2e-3 with betas (0, 0.99)."""
     unknown = [name for name in ingredients if name not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
-    if "+ StyleGAN2 G, residual D" in ingredients:
-        G, D = stylegan(image_size, latent_dim, style_width)
-        opt = lambda m: adam(m.parameters(), device, 2e-3, (0.0, 0.99))          # noqa: E731
-    else:
-        G, D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
-                            d_norm="layer" if "+ R1" in ingredients else "batch")
-        opt = lambda m: adam(m.parameters(), device)                            # noqa: E731
-    G, D = G.to(device), D.to(device)
+    dcgan_G, dcgan_D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
+                                    d_norm="layer" if "+ layer-norm D" in ingredients else "batch")
+    style_G, style_D = stylegan(image_size, latent_dim, style_width)
+    G = (style_G if "+ StyleGAN2 G" in ingredients else dcgan_G).to(device)
+    D = (style_D if "+ residual D" in ingredients else dcgan_D).to(device)
+    lr, betas = (2e-3, (0.0, 0.99)) if "+ StyleGAN2's Adam" in ingredients else (2e-4, (0.5, 0.999))
+    opt = lambda m: adam(m.parameters(), device, lr, betas)                    # noqa: E731
     loss = Regularised(HingeLoss() if "+ hinge" in ingredients else NonSaturatingLoss(),
                        r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every,
                        augment=DiffAugment("color,translation,cutout", augment_p)

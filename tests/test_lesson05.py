@@ -12,7 +12,8 @@ from gan_lib.checkpoints import load_checkpoint, save_checkpoint
 from gan_lib.teach.lessons import run_notebook
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_modern_gan.ipynb"
-ROWS = ["DCGAN", "+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D", "+ hinge"]
+ROWS = ["DCGAN", "+ EMA", "+ layer-norm D", "+ R1", "+ DiffAugment", "+ StyleGAN2 G", "+ residual D",
+        "+ StyleGAN2's Adam", "+ hinge"]
 SCORING = "scores N_EVAL=8 N_REF=32 features=pixels kid_subsets=2"     # the notebook's remember() name at N_EVAL 8
 
 
@@ -34,11 +35,12 @@ def test_every_row_trains_for_the_budget_and_the_best_is_submitted(tmp_path):
 def test_a_second_session_over_finished_rows_trains_nothing_and_scores_nothing(tmp_path):
     rows = tmp_path / "rows"
     common = {"N_IMAGES": 48, "N_EVAL": 8, "N_SUBMISSION": 2, "RESUME": True, "CHECKPOINT_DIR": str(rows),
-              "SUBMISSION_DIR": str(tmp_path / "submission")}                # the lesson's five rows
+              "SUBMISSION_DIR": str(tmp_path / "submission")}                # the lesson's eight rows
     first = run_notebook(NOTEBOOK, smoke=True, parameters=common)
     files = {path: path.stat().st_mtime_ns for path in rows.rglob("*") if path.is_file()}
     lesson_rows = list(first["rows"])[1:]                           # after "real vs real"
-    for row, folder in zip(lesson_rows, ["dcgan", "ema", "r1", "diffaugment", "stylegan2_g_residual_d"], strict=True):
+    for row, folder in zip(lesson_rows, ["dcgan", "ema", "layer_norm_d", "r1", "diffaugment",
+                                              "stylegan2_g", "residual_d", "stylegan2_s_adam"], strict=True):
         saved = load_checkpoint(rows / folder / "last.pt")["run"]     # the row's scores were saved with it
         assert saved["results"][SCORING]["kid_mean"] == first["rows"][row]["kid_mean"] and \
             saved["step"] == first["rows"][row]["steps"]

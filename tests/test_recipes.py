@@ -17,7 +17,7 @@ from gan_lib.fast import ImageBatches
 from gan_lib.losses import (GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss,
                             WassersteinLoss)
 from gan_lib.models import DCGANGenerator
-from gan_lib.recipes import INGREDIENTS, RECIPES, WGAN_VARIANTS, Recipe, build
+from gan_lib.recipes import INGREDIENTS, LESSON_05_ROWS, RECIPES, WGAN_VARIANTS, Recipe, build
 from gan_lib.stylegan import ResidualDiscriminator, StyleGenerator
 from gan_lib.train import Options, train
 
@@ -81,7 +81,7 @@ def test_every_wgan_variant_builds(variant):
     assert build("wgan", variant=variant, width=4, record_grad_norms=True).options.record_grad_norms
 
 
-INGREDIENT_SETS = [(), *[(name,) for name in INGREDIENTS], INGREDIENTS[:3] + INGREDIENTS[4:], INGREDIENTS]
+INGREDIENT_SETS = [(), *[(name,) for name in INGREDIENTS], LESSON_05_ROWS[1:], INGREDIENTS]
 
 
 @pytest.mark.parametrize("ingredients", INGREDIENT_SETS, ids=lambda s: "+".join(n[2:5] for n in s) or "none")
@@ -94,14 +94,19 @@ def test_every_modern_ingredient_set_builds(ingredients):
     assert (r.loss.r1 > 0) == ("+ R1" in ingredients)
     assert isinstance(r.loss.augment, DiffAugment) == ("+ DiffAugment" in ingredients)
     assert (r.ema is not None) == ("+ EMA" in ingredients)
-    style = "+ StyleGAN2 G, residual D" in ingredients
-    assert isinstance(r.G, StyleGenerator) == style and isinstance(r.D, ResidualDiscriminator) == style
-    assert r.opt_g.defaults["lr"] == (2e-3 if style else 2e-4)
+    assert isinstance(r.G, StyleGenerator) == ("+ StyleGAN2 G" in ingredients)        # one ingredient, one change
+    assert isinstance(r.D, ResidualDiscriminator) == ("+ residual D" in ingredients)
+    layer_norm = any(isinstance(m, torch.nn.GroupNorm) for m in r.D.modules())
+    assert layer_norm == ("+ layer-norm D" in ingredients and "+ residual D" not in ingredients)
+    adam = "+ StyleGAN2's Adam" in ingredients
+    for opt in (r.opt_g, r.opt_d):
+        assert (opt.defaults["lr"], opt.defaults["betas"]) == ((2e-3, (0.0, 0.99)) if adam else (2e-4, (0.5, 0.999)))
 
 
 def test_the_default_modern_recipe_is_lesson_05s_full_row():
     r = build("modern", **TINY["modern"])
-    assert r.settings["ingredients"] == ["+ EMA", "+ R1", "+ DiffAugment", "+ StyleGAN2 G, residual D"]
+    assert r.settings["ingredients"] == ["+ EMA", "+ layer-norm D", "+ R1", "+ DiffAugment", "+ StyleGAN2 G",
+                                         "+ residual D", "+ StyleGAN2's Adam"]
     assert r.steps == 20_000 and r.batch == 64 and r.settings["latent_dim"] == 128
 
 
@@ -123,7 +128,7 @@ def test_unknown_names_and_values_are_refused_in_one_sentence():
         if said is not None:
             assert message == said
         _one_sentence(message)
-    assert str(info.value).startswith("unknown ingredient(s) ['+ dropout']: choose from '+ EMA', '+ R1'")
+    assert str(info.value).startswith("unknown ingredient(s) ['+ dropout']: choose from '+ EMA', '+ layer-norm D'")
     assert set(RECIPES) == {"dcgan", "wgan", "modern"}
 
 

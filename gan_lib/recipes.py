@@ -118,7 +118,8 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
     dcgan_G, dcgan_D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
                                     d_norm="layer" if "+ layer-norm D" in ingredients else "batch")
-    style_G, style_D = stylegan(image_size, latent_dim, style_width)
+    style_G, style_D = (stylegan(image_size, latent_dim, style_width)              # built only when a row uses it
+                        if {"+ StyleGAN2 G", "+ residual D"} & set(ingredients) else (None, None))
     G = (style_G if "+ StyleGAN2 G" in ingredients else dcgan_G).to(device)
     D = (style_D if "+ residual D" in ingredients else dcgan_D).to(device)
     lr, betas = (2e-3, (0.0, 0.99)) if "+ StyleGAN2's Adam" in ingredients else (2e-4, (0.5, 0.999))

@@ -1,6 +1,6 @@
 """Smoke mode, device, seeding and where a lesson runs (Colab, Kaggle, local): what every lesson sets first.
 
-    device, steps = pick_device(), by_mode(full=6000, smoke=30)
+    device, steps = pick_device(), by_mode(full=6000, smoke=30, cpu=3000)   # cpu: full mode without a GPU
     print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
 """
 from __future__ import annotations
@@ -28,9 +28,20 @@ def smoke_mode() -> bool:
                      f"or 0 (or unset it) for the full lesson.")
 
 
-def by_mode(full, smoke):
-    """Return ``smoke`` in smoke mode and ``full`` otherwise, e.g. ``steps = by_mode(6000, 300)``."""
-    return smoke if smoke_mode() else full
+_SAME = object()
+
+
+def cpu_budget() -> bool:
+    """True in full mode without a CUDA GPU: lessons 03-05 then train for about 30 minutes on 2 CPU cores."""
+    return not smoke_mode() and not torch.cuda.is_available()
+
+
+def by_mode(full, smoke, cpu=_SAME):
+    """``smoke`` in smoke mode, ``cpu`` (when given) in full mode without a CUDA GPU, else ``full``:
+    ``steps = by_mode(full=6000, smoke=12, cpu=3000)``."""
+    if smoke_mode():
+        return smoke
+    return cpu if cpu is not _SAME and cpu_budget() else full
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -80,9 +91,10 @@ def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
         what += f" ({props.name}, {props.total_memory / 2**30:.0f} GB)"
     line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__} | smoke mode: " \
            f"{'on' if smoke_mode() else 'off'}"
-    if needs_gpu and device.type == "cpu" and not smoke_mode():
-        line += ("\nWARNING: no GPU. The full lesson takes hours on a CPU. Colab: Runtime > Change runtime type > "
-                 "T4 GPU. Kaggle: Settings > Accelerator > GPU. Or lower STEPS for a short run.")
+    if needs_gpu and device.type != "cuda" and cpu_budget():
+        line += ("\nCPU budget: no GPU, so the settings marked cpu= are used (about 30 min of training on 2 cores; "
+                 "see the README's table). For the full settings: Colab Runtime > Change runtime type > T4 GPU, "
+                 "or Kaggle Settings > Accelerator > GPU.")
     return line
 
 

@@ -91,10 +91,21 @@ def test_runtime_line_names_the_place_and_warns_only_when_a_gpu_is_needed(monkey
     monkeypatch.setattr(runtime, "runtime_name", lambda: "Kaggle")
     line = runtime.describe_runtime("cpu")
     assert line.startswith("runtime: Kaggle | device: cpu | torch ") and "smoke mode: off" in line
-    assert "WARNING: no GPU" in line and "Settings > Accelerator > GPU" in line
-    assert "WARNING" not in runtime.describe_runtime("cpu", needs_gpu=False)
+    assert "\nCPU budget: no GPU" in line and "Settings > Accelerator > GPU" in line
+    assert "CPU budget" not in runtime.describe_runtime("cpu", needs_gpu=False)
     monkeypatch.setenv(runtime.SMOKE_ENV, "1")
-    assert "WARNING" not in runtime.describe_runtime("cpu") and "smoke mode: on" in runtime.describe_runtime("cpu")
+    assert "CPU budget" not in runtime.describe_runtime("cpu") and "smoke mode: on" in runtime.describe_runtime("cpu")
+
+
+@pytest.mark.parametrize("smoke, cuda, expected", [("1", False, "smoke"), ("1", True, "smoke"),
+                                                   ("0", False, "cpu"), ("0", True, "full")])
+def test_by_mode_picks_the_cpu_budget_only_in_full_mode_without_a_gpu(monkeypatch, smoke, cuda, expected):
+    monkeypatch.setenv(runtime.SMOKE_ENV, smoke)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert runtime.cpu_budget() is (expected == "cpu")
+    assert by_mode(full="full", smoke="smoke", cpu="cpu") == expected
+    assert by_mode(full="full", smoke="smoke") == ("smoke" if smoke == "1" else "full")   # no cpu=: full
+    assert by_mode(full="full", smoke="smoke", cpu=None) == (None if expected == "cpu" else expected)
 
 
 def test_storage_folder_by_place(monkeypatch):

@@ -69,13 +69,16 @@ def _recipe(builder, values: dict, G, D, opt_g, opt_d, loss: GANLoss, latent_dim
 
 def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128, steps: int = 6000,
           lr_g: float = 2e-4, lr_d: float = 2e-4, d_steps: int = 1, ema_half_life: float | None = 10_000,
-          first_attempt: bool = False, latent_dim: int = 100) -> Recipe:
+          first_attempt: bool = False, latent_dim: int = 100, augment_p: float = 0.0) -> Recipe:
     """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE; an EMA of G with ``ema_half_life`` images (None: no EMA).
-    ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos."""
+    ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos; ``augment_p`` > 0
+    shows D DiffAugment-ed images (lesson 05's "+ DiffAugment"), what the CPU budget needs to last 30 minutes."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
+    loss = (Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", augment_p))
+            if augment_p else NonSaturatingLoss())
     return _recipe(dcgan, locals(), G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
-                   NonSaturatingLoss(), latent_dim, Options(d_steps=d_steps), ema_half_life)
+                   loss, latent_dim, Options(d_steps=d_steps), ema_half_life)
 
 
 WGAN_VARIANTS = ("GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)", "WGAN-GP", "WGAN (HW6: clip 1.0)")

@@ -53,12 +53,31 @@ def test_dcgan_builds_as_lesson_03_sets_it_and_for_its_failure_demos():
     assert r.opt_g.defaults["lr"] == r.opt_d.defaults["lr"] == 2e-4 and r.opt_g.defaults["betas"] == (0.5, 0.999)
     assert isinstance(r.ema, EMA) and r.ema.decay == 0.5 ** (128 / 10_000) and r.batch == 128 and r.steps == 6000
     assert r.settings == {"recipe": "dcgan", "image_size": 64, "width": 4, "batch": 128, "lr_g": 2e-4, "lr_d": 2e-4,
-                          "d_steps": 1, "ema_half_life": 10_000, "first_attempt": False, "latent_dim": 100}
+                          "d_steps": 1, "ema_half_life": 10_000, "first_attempt": False, "latent_dim": 100,
+                          "augment_p": 0.0}
     demo = build("dcgan", width=4, lr_d=1e-3, d_steps=3, ema_half_life=None, first_attempt=True, batch=16)
     _check_recipe(demo, "dcgan")
     assert demo.ema is None and demo.options.d_steps == 3 and demo.opt_d.defaults["lr"] == 1e-3 and demo.batch == 16
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in demo.G.modules())        # the first attempt: no BN
     assert "first_attempt=True" in str(demo) and "ema_half_life=None" in str(demo)
+
+
+def test_lesson_03s_cpu_budget_recipe_trains_as_the_measured_lesson_05_row():
+    """dcgan(augment_p=0.3) is the row benchmarks/quality_curve.py measured ("+ EMA" "+ DiffAugment" on lesson 03's
+    DCGAN): the same seeded weights after three steps, bit for bit."""
+    pixels = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    trained = []
+    for name, values in [("dcgan", dict(width=4, augment_p=0.3)),
+                         ("modern", dict(dcgan_width=4, latent_dim=100, augment_p=0.3,
+                                         ingredients=("+ EMA", "+ DiffAugment")))]:
+        seed_everything(0)
+        r = build(name, "cpu", batch=4, **values)
+        assert isinstance(r.loss, Regularised) and r.loss.augment.p == 0.3 and r.loss.r1 == 0
+        train(r.G, r.D, r.opt_g, r.opt_d, ImageBatches(pixels, r.batch, seed=0), r.loss, r.noise, 3,
+              options=dataclasses.replace(r.options, progress=False), callbacks=r.callbacks())
+        trained.append(r.sampler.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(trained[0].values(), trained[1].values()))
+    assert type(build("dcgan", width=4).loss) is NonSaturatingLoss                       # p 0: no wrapper
 
 
 @pytest.mark.parametrize("variant", WGAN_VARIANTS)
@@ -112,8 +131,8 @@ def test_the_default_modern_recipe_is_lesson_05s_full_row():
 
 def test_unknown_names_and_values_are_refused_in_one_sentence():
     cases = [(lambda: build("dcgan64"), "unknown recipe 'dcgan64': choose one of 'dcgan', 'wgan', 'modern'."),
-             (lambda: build("dcgan", lr=1e-3), "recipe 'dcgan' has no setting ['lr']: its settings are batch, d_steps, "
-                                               "ema_half_life, first_attempt, image_size, latent_dim, lr_d, lr_g, "
+             (lambda: build("dcgan", lr=1e-3), "recipe 'dcgan' has no setting ['lr']: its settings are augment_p, batch, "
+                                               "d_steps, ema_half_life, first_attempt, image_size, latent_dim, lr_d, lr_g, "
                                                "steps, width."),
              (lambda: build("dcgan", width=0), "width=0: the width is a number of channels, at least 1 (the lessons "
                                                "use 64)."),

@@ -75,8 +75,7 @@ def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128,
     shows D DiffAugment-ed images (lesson 05's "+ DiffAugment"), what the CPU budget needs to last 30 minutes."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
-    loss = (Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", augment_p))
-            if augment_p else NonSaturatingLoss())
+    loss = Regularised(NonSaturatingLoss(), augment=DiffAugment(p=augment_p)) if augment_p else NonSaturatingLoss()
     return _recipe(dcgan, locals(), G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
                    loss, latent_dim, Options(d_steps=d_steps), ema_half_life)
 
@@ -129,7 +128,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
     opt = lambda m: adam(m.parameters(), device, lr, betas)                    # noqa: E731
     loss = Regularised(HingeLoss() if "+ hinge" in ingredients else NonSaturatingLoss(),
                        r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every,
-                       augment=DiffAugment("color,translation,cutout", augment_p)
+                       augment=DiffAugment(p=augment_p)
                        if "+ DiffAugment" in ingredients else None)
     half_life = ema_half_life if "+ EMA" in ingredients else None
     ingredients = list(ingredients)                                              # as settings: JSON

@@ -91,7 +91,7 @@ def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
         what += f" ({props.name}, {props.total_memory / 2**30:.0f} GB)"
     line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__} | smoke mode: " \
            f"{'on' if smoke_mode() else 'off'}"
-    if needs_gpu and device.type != "cuda" and cpu_budget():
+    if needs_gpu and cpu_budget():
         line += ("\nCPU budget: no GPU, so the settings marked cpu= are used (about 30 min of training on 2 cores; "
                  "see the README's table). For the full settings: Colab Runtime > Change runtime type > T4 GPU, "
                  "or Kaggle Settings > Accelerator > GPU.")

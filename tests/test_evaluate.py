@@ -215,3 +215,18 @@ def test_evaluate_refuses_nan_and_0_255_images_in_one_sentence():
     with pytest.raises(ValueError, match=r"outside \[-1, 1\]: scale \[0, 255\] images to \[-1, 1\] with x / 127.5 - 1"):
         evaluate((noise(16) + 1) * 127.5, ref, net=net, kid_subsets=5)
     assert np.isfinite(evaluate(noise(16).clamp(-1, 1) * (1 + 5e-4), ref, net=net, kid_subsets=5)["fid"])
+
+
+def test_a_reference_of_faces_in_memory_is_cached_by_their_pixels(tmp_path):
+    """A lesson's faces (a tensor in memory): the second call with the same pixels extracts nothing."""
+    net, images = PixelFeatures(), faces(0, 40)
+    first = reference(images, net=net, cascade=None, cache_dir=tmp_path, progress=False)
+    assert first["n"] == 40 and len(list(tmp_path.glob("*.pt"))) == 1
+
+    def refuse(x):
+        raise AssertionError("the cache was not used")
+    net.forward = refuse
+    again = reference(images.clone(), net=net, cascade=None, cache_dir=tmp_path, progress=False)
+    assert torch.equal(again["features"], first["features"]) and again["key"] == first["key"]
+    other = reference(images, limit=20, seed=1, net=PixelFeatures(), cascade=None, cache_dir=tmp_path, progress=False)
+    assert other["key"] != first["key"] and other["n"] == 20 and len(list(tmp_path.glob("*.pt"))) == 2

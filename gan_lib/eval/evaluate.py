@@ -31,7 +31,8 @@ Protocol (what the numbers mean and how to reproduce them):
     least 7.5 apart, JPEG q95 copies at most 2.9). The full 1st percentile flagged distinct faces at N = 20.
   * **Cache.** Reference features are cached in ``~/.cache/gan_lib/reference`` under a key hashed from each
     file's relative name, size and modification time (not the contents: fast on 10,000 files, and a changed
-    file changes its mtime), the image size, the file limit and ``PROTOCOL``.
+    file changes its mtime), the image size, the file limit and ``PROTOCOL``; images held in memory (a lesson's
+    faces) under a hash of their pixels and ``PROTOCOL``.
 """
 from __future__ import annotations
 
@@ -138,9 +139,9 @@ def reference(folder, limit: int | None = None, net: nn.Module | None = None, ca
     """``describe`` of the real images in ``folder`` (flat or nested; the first ``limit`` files in sorted
     order), plus ``key`` and ``n``. Cached in ``cache_dir`` (None: no cache) under a key made from the files'
     names, sizes and mtimes, so a second call on an unchanged folder extracts nothing. ``folder`` may also be
-    real images already in memory, not cached: a tensor (N, 3, H, W) in [-1, 1], or a lesson's data set
-    (``load_faces``' ``FaceTensor``/``FaceFolder``); with ``seed`` their ``limit`` images are a random subset
-    drawn under that seed instead of the first ones.
+    real images already in memory: a tensor (N, 3, H, W) in [-1, 1], or a lesson's data set (``load_faces``'
+    ``FaceTensor``/``FaceFolder``), cached under a hash of the chosen pixels; with ``seed`` their ``limit``
+    images are a random subset drawn under that seed instead of the first ones.
 
     ``net`` defaults to ``image_metrics.inception()``; ``cascade="auto"`` loads the anime-face cascade
     (``load_face_cascade``) and skips AFD when it cannot; None skips it.
@@ -154,17 +155,21 @@ def reference(folder, limit: int | None = None, net: nn.Module | None = None, ca
                  else torch.randperm(len(pixels), generator=torch.Generator().manual_seed(seed)))
         images = pixels[order[:limit]]
         images = to_unit_range(images) if data_set else images                 # only the chosen ones, in [-1, 1]
-        key = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16] + suffix
-        return {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"the reference folder {folder} does not exist: pass a folder of real face images.")
-    files = _listing(folder, limit)
-    key = _key(folder, files, 64, limit) + suffix
+        digest = hashlib.sha1(PROTOCOL.encode() + images.detach().float().cpu().numpy().tobytes())
+        key = digest.hexdigest()[:16] + suffix
+        load = lambda: images                                                   # noqa: E731
+    else:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"the reference folder {folder} does not exist: pass a folder of real face "
+                                    f"images.")
+        files = _listing(folder, limit)
+        key = _key(folder, files, 64, limit) + suffix
+        load = lambda: to_unit_range(FaceFolder(folder, size=64, limit=limit).images_uint8)   # noqa: E731
     cached = Path(cache_dir, f"{key}.pt") if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return torch.load(cached, weights_only=True)
-    images = to_unit_range(FaceFolder(folder, size=64, limit=limit).images_uint8)   # (N, 3, 64, 64)
+    images = load()                                                             # (N, 3, H, W) in [-1, 1]
     ref = {**describe(images, net or inception(), cascade, batch_size, progress), "key": key, "n": len(images)}
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +177,6 @@ def reference(folder, limit: int | None = None, net: nn.Module | None = None, ca
         torch.save(ref, tmp)
         tmp.replace(cached)                                                     # atomic: no half-written cache
     return ref
-
 
 def nearest(a: torch.Tensor, b: torch.Tensor, chunk: int = 1024, skip_self: bool = False,
             k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,7 +45,8 @@ def main() -> int:
     t0 = time.perf_counter()
     r = run_notebook(ROOT / "notebooks" / "03_anime_dcgan.ipynb", smoke=False, timeout=3600, parameters={
         "DATA_DIR": str(FACES), "STEPS": args.steps, "WIDTH": args.width, "BATCH": args.batch,
-        "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": min(100, args.steps), "EVAL_EVERY": args.eval_every, "N_SCORE": 250,
+        "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": min(100, args.steps), "EVAL_EVERY": args.eval_every,
+        "N_SCORE": 250,
         "N_EVAL": args.n_eval, "N_REF": args.n_ref, "FEATURES": args.features, "CHECKPOINT_DIR": folder,
         "SUBMISSION_DIR": "runs/benchmark_submission"})
     print(f"device cpu, {args.steps} steps of batch {args.batch}, width {args.width}, checkpoints in {folder}: "
@@ -59,9 +60,10 @@ def main() -> int:
         print(f"  {name:32s} {f['mean_pixel']:10.2f} {100 * f['below0']:6.1f} {100 * f['black']:7.1f} {f['D(x)']:6.2f} "
               f"{f['D(G(z))']:8.2f} "
               f"{f['diversity']:9.3f}" + (f"  (loaded at step {f['loaded_at']})" if f["loaded_at"] else ""))
-    print("keep-best score of the averaged G (250 images):")
+    print("keep-best scores of the averaged G (250 images; the lowest KID is kept):")
     for e in r["evals"]:
-        print(f"  step {e['step']:5d}  AFD {e['afd']:.3f}  diversity {e['diversity']:.3f}  score {e['score']:.3f}")
+        print(f"  step {e['step']:5d}  KID {e['kid_mean']:.4f}  FID {e['fid']:.1f}  AFD {e.get('afd', float('nan')):.3f}  "
+              f"diversity {e['diversity']:.3f}")
     print(f"kept: the averaged G of step {r['best_step']}")
     print(f"the kept G, scored by gan_lib.eval.evaluate (features: {r['features']}):")
     print(report(r))

@@ -2,8 +2,8 @@
 second one with the finished runs in CHECKPOINT_DIR (the instructor's "Run all" before class) trains no step and
 computes no score, reading the scores back from the runs' checkpoints; a longer STEPS continues the main run from
 its checkpoint while the finished failure demos and section 8's trainer run are loaded; changed settings are
-refused; the generator kept is the averaged G of the best-scoring step; without a face detector the lesson goes
-on with the last averaged G and says why. Smoke mode hands in a small submission."""
+refused; the generator kept is the averaged G of the step with the lowest KID; without a face detector keep-best
+goes on by KID, without AFD. Smoke mode hands in a small submission."""
 import shutil
 from pathlib import Path
 
@@ -49,16 +49,19 @@ def test_a_first_session_trains_scores_checkpoints_and_submits(first):
     assert (folder / "ckpt" / "last.pt").is_file()
     assert (folder / "ckpt" / "2gpu" / "checkpoints" / "last.pt").is_file()                 # section 8's trainer run
     assert sorted(p.name for p in (folder / "ckpt" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
-    # keep-best: scored at steps 2 and 4; best.pt holds the first step with the highest score, and it was used
+    # keep-best: scored at steps 2 and 4; best.pt holds the step with the lowest KID, and it was used
     assert [e["step"] for e in r["evals"]] == [2, 4]
-    best = max(r["evals"], key=lambda e: e["score"])
-    assert r["best_step"] == best["step"] == load_checkpoint(folder / "ckpt" / "best.pt")["step"]
+    assert {"kid_mean", "kid_mean_real", "fid", "afd", "diversity_real", "precision"} <= set(r["evals"][0])
+    best = min(r["evals"], key=lambda e: e["kid_mean"])
+    best_pt = load_checkpoint(folder / "ckpt" / "best.pt")
+    assert r["best_step"] == best["step"] == best_pt["step"]
+    assert best_pt["checkpoint"]["metrics"]["kid_mean"] == best["kid_mean"]
     assert all(f["loaded_at"] is None for f in r["failures"].values())
     # the scores: two during training, the last raw G's, and the final evaluation, each computed once
     assert r["computed"] == ["score", "score", "score", "evaluate"]
     results = load_checkpoint(folder / "ckpt" / "last.pt")["run"]["results"]
-    assert sorted(name.split(",")[0] for name in results) == ["evaluate the averaged G (best step 2)",
-                                                              "score of the raw G"]
+    assert sorted(name.split(",")[0] for name in results) == sorted([f"evaluate the averaged G (best step {best['step']})",
+                                                                     "KID of the raw G"])
 
 
 def test_the_instructors_second_run_trains_nothing_and_scores_nothing(first, tmp_path):
@@ -96,14 +99,22 @@ def test_a_longer_run_continues_and_changed_settings_are_refused(first, tmp_path
         run_notebook(NOTEBOOK, parameters=parameters(folder, STEPS=6, LR=1e-4), smoke=True)
 
 
-def test_without_a_face_detector_the_lesson_goes_on_with_the_last_averaged_g(tmp_path):
+def test_without_a_face_detector_keep_best_goes_on_by_kid(tmp_path):
     r = run_notebook(NOTEBOOK, smoke=True, parameters=dict(
         TINY, STEPS=4, FACE_CASCADE=str(tmp_path / "no-detector-here.xml"), CHECKPOINT_DIR=str(tmp_path / "ckpt"),
         SUBMISSION_DIR=str(tmp_path / "submission")))
-    assert r["evals"] == [] and r["best_step"] is None and r["kept"] == "averaged"
-    assert r["no_best"] == ("no face detector (section 4 says why), so no best step to keep: sampling and submitting "
-                            "from the last averaged G (step 4)")
+    assert [e["step"] for e in r["evals"]] == [2, 4] and not any("afd" in e for e in r["evals"])
+    assert r["best_step"] == min(r["evals"], key=lambda e: e["kid_mean"])["step"] and r["no_best"] is None
     assert "afd" not in r and r["submission_valid"]                   # scored and submitted without AFD
+    assert r["computed"] == ["score", "score", "score", "evaluate"]
+
+
+def test_a_run_stopped_before_its_first_score_keeps_the_last_averaged_g(tmp_path):
+    r = run_notebook(NOTEBOOK, smoke=True, parameters=dict(
+        TINY, STEPS=1, CHECKPOINT_DIR=str(tmp_path / "ckpt"), SUBMISSION_DIR=str(tmp_path / "submission")))
+    assert r["evals"] == [] and r["best_step"] is None and r["kept"] == "averaged"
+    assert r["no_best"] == ("no score yet (the first is at step 2), so no best step to keep: sampling and submitting "
+                            "from the last averaged G (step 1)")
     assert r["computed"] == ["evaluate"]
 
 

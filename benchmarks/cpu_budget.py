@@ -8,8 +8,8 @@ Each lesson runs as a student's "Run all" would: ``jupyter nbconvert --execute``
 (GAN_LIB_SMOKE=0) on a machine without a CUDA GPU, with its default settings and checkpoint folder, which must not
 exist yet (a finished run there would be loaded, not trained). The executed copy goes to runs/<lesson>_cpu.ipynb;
 the benchmark prints the wall-clock time of the whole notebook (issue 21's limit: 45 minutes each, scoring
-included), the load average before and after (other work on the machine slows a run), and every line the
-lesson's cells printed.
+included), the load average and the fp32 matmul rate before and after (other work on the machine, or a slower
+machine, slows a run: the committed runs measured about 210 GFLOP/s), and every line the lesson's cells printed.
 """
 import argparse
 import json
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from evaluation_speed import matmul_gflops  # noqa: E402
 LESSONS = {"03": ("03_anime_dcgan", "runs/03_dcgan"), "04": ("04_wgan_gp", "runs/04_wgan"),
            "05": ("05_modern_gan", "runs/05_rows")}
 LIMIT_S = 45 * 60
@@ -63,7 +65,7 @@ def main() -> int:
             return 2
         out = ROOT / "runs" / f"{lesson}_cpu.ipynb"
         out.parent.mkdir(exist_ok=True)
-        load = os.getloadavg()
+        load, rate = os.getloadavg(), matmul_gflops()
         started = time.perf_counter()
         done = subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", f"{name}.ipynb",
                                "--ExecutePreprocessor.timeout=-1", "--output", str(out)],
@@ -72,7 +74,7 @@ def main() -> int:
         print(f"\n=== lesson {lesson}: {seconds / 60:.1f} min for the whole notebook (limit {LIMIT_S / 60:.0f}: "
               f"{'within' if seconds <= LIMIT_S else 'OVER'}), exit code {done.returncode}, torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads, load average {load[0]:.2f} before, "
-              f"{os.getloadavg()[0]:.2f} after")
+              f"{os.getloadavg()[0]:.2f} after; fp32 matmul {rate:.0f} GFLOP/s before, {matmul_gflops():.0f} after")
         failed += done.returncode != 0 or seconds > LIMIT_S
         if out.exists():
             summarise(out)

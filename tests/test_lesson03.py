@@ -51,7 +51,9 @@ def test_a_first_session_trains_scores_checkpoints_and_submits(first):
     assert sorted(p.name for p in (folder / "ckpt" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
     # keep-best: scored at steps 2 and 4; best.pt holds the step with the lowest KID, and it was used
     assert [e["step"] for e in r["evals"]] == [2, 4]
-    assert {"kid_mean", "kid_mean_real", "fid", "afd", "diversity_real", "precision"} <= set(r["evals"][0])
+    first_score = r["evals"][0]
+    assert {"kid_mean", "kid_mean_real", "fid", "afd", "diversity_real", "precision"} <= set(first_score)
+    assert all(first_score[f"{name}_real"] != first_score[name] for name in ("kid_mean", "fid", "diversity"))
     best = min(r["evals"], key=lambda e: e["kid_mean"])
     best_pt = load_checkpoint(folder / "ckpt" / "best.pt")
     assert r["best_step"] == best["step"] == best_pt["step"]

@@ -46,8 +46,7 @@ def main() -> int:
     r = run_notebook(ROOT / "notebooks" / "03_anime_dcgan.ipynb", smoke=False, timeout=3600, parameters={
         "DATA_DIR": str(FACES), "STEPS": args.steps, "WIDTH": args.width, "BATCH": args.batch,
         "FAIL_STEPS": args.fail_steps, "SAMPLE_EVERY": min(100, args.steps), "EVAL_EVERY": args.eval_every,
-        "N_SCORE": 250,
-        "N_EVAL": args.n_eval, "N_REF": args.n_ref, "FEATURES": args.features, "CHECKPOINT_DIR": folder,
+        "N_SCORE": 250, "N_EVAL": args.n_eval, "N_REF": args.n_ref, "FEATURES": args.features, "CHECKPOINT_DIR": folder,
         "SUBMISSION_DIR": "runs/benchmark_submission"})
     print(f"device cpu, {args.steps} steps of batch {args.batch}, width {args.width}, checkpoints in {folder}: "
           f"this session trained {r['train_seconds']:.0f} s (run's total training {r['trained_seconds']:.0f} s), "
@@ -62,7 +61,8 @@ def main() -> int:
               f"{f['diversity']:9.3f}" + (f"  (loaded at step {f['loaded_at']})" if f["loaded_at"] else ""))
     print("keep-best scores of the averaged G (250 images; the lowest KID is kept):")
     for e in r["evals"]:
-        print(f"  step {e['step']:5d}  KID {e['kid_mean']:.4f}  FID {e['fid']:.1f}  AFD {e.get('afd', float('nan')):.3f}  "
+        afd = e.get("afd", float("nan"))                 # none without a face detector
+        print(f"  step {e['step']:5d}  KID {e['kid_mean']:.4f}  FID {e['fid']:.1f}  AFD {afd:.3f}  "
               f"diversity {e['diversity']:.3f}")
     print(f"kept: the averaged G of step {r['best_step']}")
     print(f"the kept G, scored by gan_lib.eval.evaluate (features: {r['features']}):")

@@ -178,6 +178,7 @@ def reference(folder, limit: int | None = None, net: nn.Module | None = None, ca
         tmp.replace(cached)                                                     # atomic: no half-written cache
     return ref
 
+
 def nearest(a: torch.Tensor, b: torch.Tensor, chunk: int = 1024, skip_self: bool = False,
             k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance and index of each row of ``a`` (N, d)'s k-th nearest row of ``b`` (M, d), in L2: (N,), (N,).

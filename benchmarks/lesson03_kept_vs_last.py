@@ -1,5 +1,5 @@
-"""Lesson 03's keep-best, checked by FID: the averaged G the lesson kept (best.pt, by AFD x diversity) against the
-last averaged G and the last raw G of the same run, each scored by gan_lib.eval.evaluate.
+"""Lesson 03's keep-best, checked by FID: the averaged G the lesson kept (best.pt, by its keep-best score: KID now,
+AFD x diversity before) against the last averaged G and the last raw G of the same run, each scored by gan_lib.eval.evaluate.
 
     python benchmarks/lesson03_kept_vs_last.py notebooks/runs/03_dcgan [--n 1000] [--reference-limit 2000]
 

@@ -17,6 +17,10 @@ Measured (torch 2.14.1, 2 cores; first sessions on a busy machine, then `--secon
     lesson 03: second session (runs finished)     17 s   {'trained': 0, 'computed': []}
     lesson 04: second session (runs finished)     12 s   {'scored': []}
     lesson 05: second session (runs finished)     20 s   {'this_session': {'trained': {... every row: 0}, 'scored': []}}
+
+Over runs trained on the real CPU budget instead (lesson 03's 6,000 steps, lesson 05's five 300-s rows), a plain
+``GAN_LIB_SMOKE=0 jupyter nbconvert --to notebook --execute`` of each took 41 s (lesson 03) and 30 s (lesson 05)
+on a slower machine (fp32 matmul 73-116 GFLOP/s), training 0 steps and computing no score.
 """
 import argparse
 import sys

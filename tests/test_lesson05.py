@@ -28,8 +28,9 @@ def test_every_row_trains_for_the_budget_and_the_best_is_submitted(tmp_path):
         assert 0 <= got["diversity"] < 3
     assert r["this_session"] == {"trained": {row: r["rows"][row]["steps"] for row in ROWS}, "scored": ROWS}
     assert r["best"] in ROWS and r["submission_valid"]
-    rows = r["rows"]                                      # the lowest KID among the rows that draw faces (or all)
-    faces = [row for row in ROWS if rows[row].get("afd", 1.0) >= 0.5 * rows[row].get("afd_real", 1.0)]
+    rows = r["rows"]                           # the lowest KID among the rows that draw varied faces (or of all)
+    faces = [row for row in ROWS if rows[row].get("afd", 1.0) >= 0.5 * rows[row].get("afd_real", 1.0)
+             and rows[row]["diversity"] >= 0.5 * rows[row]["diversity_real"]]
     assert r["best"] == min(faces or ROWS, key=lambda row: rows[row]["kid_mean"])
     assert len(list((tmp_path / "submission").glob("*.jpg"))) == 4
     assert len(list((tmp_path / "rows").glob("*/last.pt"))) == len(ROWS)      # every finished row is on disk

@@ -1,11 +1,12 @@
 """Does an EMA whose memory ramps up (StyleGAN2-ADA's ``ema_rampup``) keep lesson 05's short CPU rows varied?
 
-    python benchmarks/ema_rampup_probe.py [--seconds 300] [--rampup 0.05]
+    python benchmarks/ema_rampup_probe.py [--seconds 300] [--rampup 0.05] [--seed 0]
 
 Trains lesson 05's "+ EMA" row (its CPU settings: DCGAN width 32, batch 64, a 10,000-image half-life) for
 ``--seconds`` of training, once, and follows three generators of the same run: the raw G, the recipe's EMA, and an
 EMA whose half-life is min(10,000, rampup x images seen so far) images. Every 100 steps and at the end it prints
-AFD and diversity of each on the same 300 seeded noise vectors (500 at the end). Not in the kit: a probe, one seed.
+AFD and diversity of each on the same 300 seeded noise vectors (500 at the end). Not in the kit: a probe of one seed
+per run (``--seed``).
 """
 import argparse
 import sys
@@ -64,21 +65,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--rampup", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0, help="the weights' and the batches' seed")
     args = parser.parse_args()
     if not FACES.is_dir():
         print(f"{FACES} is missing: this probe needs the shared real faces.")
         return 2
-    seed_everything(0)
+    seed_everything(args.seed)
     faces, source = load_faces(FACES, size=64)
-    seed_everything(0)
+    seed_everything(args.seed)
     recipe = build("modern", "cpu", ingredients=["+ EMA"], dcgan_width=32, style_width=16, batch=64,
                    ema_half_life=10_000, augment_p=0.3)
     ramped = RampedEMA(recipe.G, recipe.ema.decay, args.rampup)
     cascade = load_face_cascade()
     generators = {"raw G": lambda: recipe.G, "EMA": lambda: recipe.ema.module, "ramped EMA": lambda: ramped.module}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {source}; {recipe}; rampup {args.rampup}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {source}; {recipe}; rampup {args.rampup}, "
+          f"seed {args.seed}")
     run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d,
-                ImageBatches(faces.images_uint8, 64, flip=True, seed=0), recipe.loss, recipe.noise, until=None,
+                ImageBatches(faces.images_uint8, 64, flip=True, seed=args.seed), recipe.loss, recipe.noise, until=None,
                 options=Options(progress=False),
                 callbacks=[*recipe.callbacks(), ramped, Report(generators, cascade), Budget(args.seconds)])
     print(f"{run.step} steps in {run.seconds:.0f} s of training ({run.step * 64 / run.seconds:.0f} images/s)")

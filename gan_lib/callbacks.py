@@ -26,13 +26,27 @@ def ema_decay(half_life: float, batch: int) -> float:
 
 
 class EMA(Callback):
-    """``ema = decay * ema + (1 - decay) * G`` (weights and batch-norm buffers) after every step; use ``ema.module``."""
+    """``ema = decay * ema + (1 - decay) * G`` (weights and batch-norm buffers) after every step; use ``ema.module``.
 
-    def __init__(self, G: torch.nn.Module, decay: float = 0.999):
+    decay   the average's decay per step, e.g. ``ema_decay(10_000, batch)``
+    rampup  cap the half-life at ``rampup`` x the images seen so far (StyleGAN2-ADA's ema_rampup, 0.05), so an early
+            average does not keep the first random G; None: the full half-life from the first step
+    """
+
+    def __init__(self, G: torch.nn.Module, decay: float = 0.999, rampup: float | None = None):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay={decay}: an EMA decay lies strictly between 0 and 1 (0.999 is usual).")
-        self.decay = decay
-        self.model = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        if rampup is not None and not rampup > 0:
+            raise ValueError(f"rampup={rampup}: the ramp-up is a positive fraction of the images seen (0.05 is "
+                             f"usual), or None for none.")
+        self.decay, self.rampup = decay, rampup
+        average = get_ema_multi_avg_fn(decay) if rampup is None else self._ramped
+        self.model = AveragedModel(G, multi_avg_fn=average, use_buffers=True)
+
+    def _ramped(self, ema_params, params, n_averaged) -> None:
+        """torch's EMA update with this step's decay: a half-life of at most rampup x (n_averaged + 1) steps."""
+        decay = min(self.decay, 0.5 ** (1 / (self.rampup * (float(n_averaged) + 1))))
+        get_ema_multi_avg_fn(decay)(ema_params, params, n_averaged)
 
     @property
     def module(self) -> torch.nn.Module:

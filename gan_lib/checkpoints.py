@@ -153,9 +153,9 @@ class Checkpoints(Callback):
         saved = state.get("checkpoint", {}).get("settings") if isinstance(state, dict) else None
         if self.settings is None or saved is None:
             return None
-        pairs = [(key, saved.get(key, "(unset)"), self.settings.get(key, "(unset)"))
-                 for key in sorted(set(saved) | set(self.settings))]
-        return [f"{key} {old!r} -> {new!r}" for key, old, new in pairs if old != new]
+        changed = [key for key in sorted(set(saved) | set(self.settings))   # None is unset: a setting added later
+                   if saved.get(key) != self.settings.get(key)]
+        return [f"{key} {saved.get(key, '(unset)')!r} -> {self.settings.get(key, '(unset)')!r}" for key in changed]
 
     def due(self, step: int) -> bool:
         """True every ``every`` steps: ``if manager.due(step): manager.save(...)``."""

@@ -57,11 +57,12 @@ class Recipe:
 
 
 def _recipe(builder, values: dict, G, D, opt_g, opt_d, loss: GANLoss, latent_dim: int = 100,
-            options: Options | None = None, ema_half_life: float | None = None) -> Recipe:
+            options: Options | None = None, ema_half_life: float | None = None,
+            ema_rampup: float | None = None) -> Recipe:
     """``builder``'s Recipe from ``values``, its arguments; all but ``device`` and ``steps`` are its settings (so a
     longer run goes on from a shorter one)."""
     name, keys = builder.__name__, [k for k in inspect.signature(builder).parameters if k not in ("device", "steps")]
-    ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, values["batch"]))
+    ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, values["batch"]), ema_rampup)
     noise = lambda n, generator=None: gaussian_noise(n, latent_dim, generator=generator)   # noqa: E731 (n, z, 1, 1)
     return Recipe(name, G, D, opt_g, opt_d, loss, noise, values["batch"], values["steps"], options or Options(), ema,
                   {"recipe": name, **{k: values[k] for k in keys}}, values["image_size"])
@@ -69,15 +70,17 @@ def _recipe(builder, values: dict, G, D, opt_g, opt_d, loss: GANLoss, latent_dim
 
 def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128, steps: int = 6000,
           lr_g: float = 2e-4, lr_d: float = 2e-4, d_steps: int = 1, ema_half_life: float | None = 10_000,
-          first_attempt: bool = False, latent_dim: int = 100, augment_p: float = 0.0) -> Recipe:
-    """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE; an EMA of G with ``ema_half_life`` images (None: no EMA).
+          first_attempt: bool = False, latent_dim: int = 100, augment_p: float = 0.0,
+          ema_rampup: float | None = None) -> Recipe:
+    """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE; an EMA of G with ``ema_half_life`` images (None: no EMA) and
+    ``ema_rampup`` (see ``EMA``; None: none).
     ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos; ``augment_p`` > 0
     shows D DiffAugment-ed images (lesson 05's "+ DiffAugment"), what the CPU budget needs to last 30 minutes."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
     loss = Regularised(NonSaturatingLoss(), augment=DiffAugment(p=augment_p)) if augment_p else NonSaturatingLoss()
     return _recipe(dcgan, locals(), G, D, adam(G.parameters(), device, lr_g), adam(D.parameters(), device, lr_d),
-                   loss, latent_dim, Options(d_steps=d_steps), ema_half_life)
+                   loss, latent_dim, Options(d_steps=d_steps), ema_half_life, ema_rampup)
 
 
 WGAN_VARIANTS = ("GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)", "WGAN-GP", "WGAN (HW6: clip 1.0)")
@@ -112,9 +115,11 @@ LESSON_05_ROWS = ("DCGAN",) + INGREDIENTS[:4] + INGREDIENTS[5:]      # one ingre
 
 def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: int = 64, latent_dim: int = 128,
            dcgan_width: int = 64, style_width: int = 32, batch: int = 64, steps: int = 20_000,
-           ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2) -> Recipe:
+           ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2,
+           ema_rampup: float | None = None) -> Recipe:
     """Lesson 05: lesson 03's DCGAN plus each of ``ingredients`` (a subset of ``INGREDIENTS``), each changing one
-    thing: the StyleGAN2-style G or residual D replaces one network; StyleGAN2's Adam is 2e-3 with betas (0, 0.99)."""
+    thing: the StyleGAN2-style G or residual D replaces one network; StyleGAN2's Adam is 2e-3 with betas (0, 0.99).
+    "+ EMA" averages G with ``ema_half_life`` images and ``ema_rampup`` (see ``EMA``; None: none)."""
     unknown = [name for name in ingredients if name not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
@@ -132,7 +137,8 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
                        if "+ DiffAugment" in ingredients else None)
     half_life = ema_half_life if "+ EMA" in ingredients else None
     ingredients = list(ingredients)                                              # as settings: JSON
-    return _recipe(modern, locals(), G, D, opt(G), opt(D), loss, latent_dim, ema_half_life=half_life)
+    return _recipe(modern, locals(), G, D, opt(G), opt(D), loss, latent_dim, ema_half_life=half_life,
+                   ema_rampup=ema_rampup)
 
 
 RECIPES = {"dcgan": dcgan, "wgan": wgan, "modern": modern}

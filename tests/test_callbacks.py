@@ -66,6 +66,36 @@ def test_ema_follows_g_lags_behind_it_and_averages_the_buffers(tmp_path):
             EMA(G, decay=decay)
 
 
+class Snapshots(Callback):
+    """G's floating-point weights and buffers after every step."""
+
+    def __init__(self, G):
+        self.G, self.kept = G, []
+
+    def on_step(self, loop):
+        self.kept.append([t.detach().clone() for t in [*self.G.parameters(), *self.G.buffers()]
+                          if t.is_floating_point()])
+
+
+def test_a_ramped_ema_caps_its_half_life_at_rampup_times_the_images_seen_then_uses_the_decay():
+    parts = _parts()
+    G = parts[0]
+    snapshots, ramped, plain = Snapshots(G), EMA(G, decay=0.95, rampup=1.0), EMA(G, decay=0.95)
+    _train(parts, 20, [snapshots, ramped, plain])
+    expected = snapshots.kept[0]                                   # the first update copies G
+    decays = [min(0.95, 0.5 ** (1 / (1.0 * (n + 1)))) for n in range(1, 20)]     # n: updates so far
+    assert decays[0] < 0.75 and decays[-1] == 0.95                  # ramped at first, the plain decay by step 20
+    for decay, now in zip(decays, snapshots.kept[1:]):
+        expected = [e.lerp(p, 1 - decay) for e, p in zip(expected, now)]
+    got = [t for t in [*ramped.module.parameters(), *ramped.module.buffers()] if t.is_floating_point()]
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(next(ramped.module.parameters()), next(plain.module.parameters()))
+    for bad in (0, -0.05):
+        with pytest.raises(ValueError, match=f"rampup={bad}: the ramp-up is a positive fraction"):
+            EMA(G, 0.99, rampup=bad)
+
+
 def test_ema_decay_halves_the_memory_every_half_life_images():
     decay = ema_decay(10_000, 64)
     assert decay ** (10_000 / 64) == pytest.approx(0.5) and decay == 0.5 ** (64 / 10_000)

@@ -64,8 +64,8 @@ def _models(seed):
     D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    callbacks = [EMA(G, 0.9), Schedule(opt_g), Grids(torch.randn(3, 4, generator=torch.Generator().manual_seed(9)),
-                                                     every=2)]
+    callbacks = [EMA(G, 0.9, rampup=0.5),                      # ramped: its decay depends on the restored count
+                 Schedule(opt_g), Grids(torch.randn(3, 4, generator=torch.Generator().manual_seed(9)), every=2)]
     return G, D, opt_g, opt_d, callbacks
 
 
@@ -399,6 +399,8 @@ def test_resume_refuses_a_run_trained_with_other_settings_and_names_each_change(
     assert [p.name for p in changed.save({"step": 1}, kid=0.9)] == ["last.pt", "best.pt"]
     with pytest.raises(CheckpointError, match=r"dropout '\(unset\)' -> 0.3"):
         Checkpoints(tmp_path, settings={**settings, "lr": 1e-4, "batch": 128, "dropout": 0.3}).load()
+    assert Checkpoints(tmp_path, settings={**settings, "lr": 1e-4, "batch": 128,       # a setting added later, off
+                                           "ema_rampup": None}).load()["step"] == 1
     with pytest.warns(UserWarning, match="saved without settings"):   # an old run: loaded, with a warning
         Checkpoints(tmp_path / "old").save({"step": 2})
         assert Checkpoints(tmp_path / "old", settings=settings).load()["step"] == 2

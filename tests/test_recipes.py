@@ -54,7 +54,7 @@ def test_dcgan_builds_as_lesson_03_sets_it_and_for_its_failure_demos():
     assert isinstance(r.ema, EMA) and r.ema.decay == 0.5 ** (128 / 10_000) and r.batch == 128 and r.steps == 6000
     assert r.settings == {"recipe": "dcgan", "image_size": 64, "width": 4, "batch": 128, "lr_g": 2e-4, "lr_d": 2e-4,
                           "d_steps": 1, "ema_half_life": 10_000, "first_attempt": False, "latent_dim": 100,
-                          "augment_p": 0.0}
+                          "augment_p": 0.0, "ema_rampup": None}
     demo = build("dcgan", width=4, lr_d=1e-3, d_steps=3, ema_half_life=None, first_attempt=True, batch=16)
     _check_recipe(demo, "dcgan")
     assert demo.ema is None and demo.options.d_steps == 3 and demo.opt_d.defaults["lr"] == 1e-3 and demo.batch == 16
@@ -127,13 +127,16 @@ def test_the_default_modern_recipe_is_lesson_05s_full_row():
     assert r.settings["ingredients"] == ["+ EMA", "+ layer-norm D", "+ R1", "+ DiffAugment", "+ StyleGAN2 G",
                                          "+ residual D", "+ StyleGAN2's Adam"]
     assert r.steps == 20_000 and r.batch == 64 and r.settings["latent_dim"] == 128
+    assert r.ema.rampup is None and r.settings["ema_rampup"] is None
+    ramped = build("modern", ingredients=["+ EMA"], ema_rampup=0.05, **TINY["modern"])      # lesson 05's CPU budget
+    assert ramped.ema.rampup == 0.05 and ramped.ema.decay == r.ema.decay and ramped.settings["ema_rampup"] == 0.05
 
 
 def test_unknown_names_and_values_are_refused_in_one_sentence():
     cases = [(lambda: build("dcgan64"), "unknown recipe 'dcgan64': choose one of 'dcgan', 'wgan', 'modern'."),
              (lambda: build("dcgan", lr=1e-3), "recipe 'dcgan' has no setting ['lr']: its settings are augment_p, batch, "
-                                               "d_steps, ema_half_life, first_attempt, image_size, latent_dim, lr_d, lr_g, "
-                                               "steps, width."),
+                                               "d_steps, ema_half_life, ema_rampup, first_attempt, image_size, latent_dim, "
+                                               "lr_d, lr_g, steps, width."),
              (lambda: build("dcgan", width=0), "width=0: the width is a number of channels, at least 1 (the lessons "
                                                "use 64)."),
              (lambda: build("wgan", variant="WGAN-LP"), "unknown variant 'WGAN-LP': choose one of 'GAN (BCE)', "

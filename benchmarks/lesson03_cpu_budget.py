@@ -28,12 +28,11 @@ FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    notebook = "(default: the lesson's CPU budget)"
     for flag, name, kind in [("--seed", "SEED", int), ("--steps", "STEPS", int), ("--width", "WIDTH", int),
                              ("--batch", "BATCH", int), ("--fail-steps", "FAIL_STEPS", int),
                              ("--eval-every", "EVAL_EVERY", int), ("--n-eval", "N_EVAL", int),
                              ("--n-ref", "N_REF", int), ("--features", "FEATURES", str)]:
-        parser.add_argument(flag, dest=name, type=kind, default=None, help=f"the lesson's {name} {notebook}")
+        parser.add_argument(flag, dest=name, type=kind, default=None, help=f"the lesson's {name} (default: its CPU budget's)")
     parser.add_argument("--checkpoints", default=None, help="checkpoint folder (default: a fresh temporary one)")
     args = parser.parse_args()
     if not FACES.is_dir():

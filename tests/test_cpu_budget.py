@@ -13,7 +13,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 GPU = {"03_anime_dcgan": dict(WIDTH=64, BATCH=128, STEPS=6000, FAIL_STEPS=1500, N_REF=3000, AUGMENT_P=0.0,
                              EVAL_EVERY=500, N_SCORE=500),
        "04_wgan_gp": dict(WIDTH=64, BATCH=64, STEPS=6000, STUDY_STEPS=300, N_EVAL=1000, N_REF=3000),
-       "05_modern_gan": dict(DCGAN_WIDTH=64, STYLE_WIDTH=32, BUDGET_S=300, N_EVAL=1000, N_REF=3000, AUGMENT_P=0.2, EMA_RAMPUP=None,
+       "05_modern_gan": dict(DCGAN_WIDTH=64, STYLE_WIDTH=32, BUDGET_S=300, N_EVAL=1000, N_REF=3000, AUGMENT_P=0.2,
+                             EMA_RAMPUP=None,
                              ROWS=["DCGAN", "+ EMA", "+ layer-norm D", "+ R1", "+ DiffAugment", "+ StyleGAN2 G",
                                    "+ residual D", "+ StyleGAN2's Adam"])}
 

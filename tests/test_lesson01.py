@@ -34,6 +34,20 @@ def test_run_notebook_injects_parameters_and_reads_the_result(tmp_path):
     assert run_notebook(path, smoke=True)["smoke"] is True
 
 
+def test_run_notebook_writes_the_executed_copy_even_when_a_cell_fails(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("X = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print('X is', X)"), nbformat.v4.new_code_cell("1 / 0")]
+    path, out = tmp_path / "fails.ipynb", tmp_path / "executed.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(CellExecutionError, match="ZeroDivisionError"):
+        run_notebook(path, parameters={"X": 7}, smoke=True, executed=out)
+    cells = nbformat.read(out, as_version=4).cells
+    assert cells[1].source == "X = 7" and cells[2].outputs[0]["text"] == "X is 7\n"
+    assert cells[3].outputs[0]["ename"] == "ZeroDivisionError"
+
+
 def test_run_notebook_without_parameters_cell_says_so(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("result = {}")]

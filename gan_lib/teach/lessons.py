@@ -53,11 +53,12 @@ def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600, allow_error
 
 
 def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None,
-                 timeout: int = 600, result_name: str = "result") -> dict:
+                 timeout: int = 600, result_name: str = "result", executed=None) -> dict:
     """Execute the notebook at ``path`` top to bottom and return its ``result`` dict.
 
     ``parameters`` are assigned in a new cell right after the cell tagged ``parameters``
     (papermill's convention); ``smoke`` sets smoke mode for the kernel (None keeps the caller's).
+    ``executed``: a path where the executed notebook, with its outputs, is also written (even if a cell failed).
     Raises ``nbclient`` 's CellExecutionError, naming the cell, when a cell fails.
     """
     import nbformat
@@ -73,7 +74,11 @@ def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None
     nb.cells.append(nbformat.v4.new_code_cell(
         f"import json as _json\nprint({RESULT_MARK!r} + _json.dumps({result_name}, default=float))"))
 
-    _execute(nb, path, smoke, timeout)
+    try:
+        _execute(nb, path, smoke, timeout)
+    finally:
+        if executed is not None:
+            nbformat.write(nb, executed)
     for output in nb.cells[-1].get("outputs", []):
         for line in output.get("text", "").splitlines():
             if line.startswith(RESULT_MARK):

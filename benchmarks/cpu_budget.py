@@ -2,11 +2,13 @@
 what it printed.
 
     python benchmarks/cpu_budget.py 03 05 04          # each lesson from scratch, one after the other
+    python benchmarks/cpu_budget.py 05 --seed 1       # another seed (its own checkpoint folder, runs/05_rows_seed1)
     python benchmarks/cpu_budget.py --summarise runs/03_cpu.ipynb     # the printout of a notebook already executed
 
-Each lesson runs as a student's "Run all" would: ``jupyter nbconvert --execute`` in notebooks/, in full mode
-(GAN_LIB_SMOKE=0) on a machine without a CUDA GPU, with its default settings and checkpoint folder, which must not
-exist yet (a finished run there would be loaded, not trained). The executed copy goes to runs/<lesson>_cpu.ipynb;
+Each lesson runs as a student's "Run all" would (``gan_lib.teach.lessons.run_notebook``, a fresh kernel in
+notebooks/), in full mode (GAN_LIB_SMOKE=0) on a machine without a CUDA GPU, with its default settings and checkpoint
+folder (``--seed`` replaces SEED and adds ``_seed<n>`` to the folder), which must not exist yet (a finished run
+there would be loaded, not trained). The executed copy goes to runs/<lesson>_cpu[_seed<n>].ipynb;
 the benchmark prints the wall-clock time of the whole notebook (issue 21's limit: 45 minutes each, scoring
 included), the load average and the fp32 matmul rate before and after (other work on the machine, or a slower
 machine, slows a run: the committed runs measured about 210 GFLOP/s), and every line the lesson's cells printed.
@@ -14,7 +16,6 @@ machine, slows a run: the committed runs measured about 210 GFLOP/s), and every 
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from evaluation_speed import matmul_gflops  # noqa: E402
+from gan_lib.teach.lessons import RESULT_MARK, run_notebook  # noqa: E402
 LESSONS = {"03": ("03_anime_dcgan", "runs/03_dcgan"), "04": ("04_wgan_gp", "runs/04_wgan"),
            "05": ("05_modern_gan", "runs/05_rows")}
 LIMIT_S = 45 * 60
@@ -38,7 +40,7 @@ def summarise(executed: Path) -> None:
             text = "".join(output.get("text", ""))
             if output.get("name") == "stderr":
                 warnings += text.count("Warning:")
-            elif output.get("name") == "stdout" and text.strip():
+            elif output.get("name") == "stdout" and text.strip() and not text.startswith(RESULT_MARK):
                 print(f"[cell {number}]\n{text.rstrip()}")
     print(f"warnings printed: {warnings}")
 
@@ -46,6 +48,7 @@ def summarise(executed: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="*", help="lessons to run: 03, 04 and/or 05")
+    parser.add_argument("--seed", type=int, default=None, help="the lessons' SEED (default: each lesson's own)")
     parser.add_argument("--summarise", type=Path, help="only print the output of this executed notebook")
     args = parser.parse_args()
     if args.summarise:
@@ -60,22 +63,28 @@ def main() -> int:
     failed = 0
     for lesson in args.lessons:
         name, folder = LESSONS[lesson]
+        tail = "" if args.seed is None else f"_seed{args.seed}"
+        folder += tail
         if (ROOT / "notebooks" / folder).exists():
             print(f"notebooks/{folder} exists, so lesson {lesson} would load it instead of training: move it away.")
             return 2
-        out = ROOT / "runs" / f"{lesson}_cpu.ipynb"
+        out = ROOT / "runs" / f"{lesson}_cpu{tail}.ipynb"
         out.parent.mkdir(exist_ok=True)
         load, rate = os.getloadavg(), matmul_gflops()
         started = time.perf_counter()
-        done = subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", f"{name}.ipynb",
-                               "--ExecutePreprocessor.timeout=-1", "--output", str(out)],
-                              cwd=ROOT / "notebooks", env={**os.environ, "GAN_LIB_SMOKE": "0"})
+        parameters = None if args.seed is None else {"SEED": args.seed, "CHECKPOINT_DIR": folder}
+        try:
+            run_notebook(ROOT / "notebooks" / f"{name}.ipynb", parameters, smoke=False, timeout=None, executed=out)
+            error = None
+        except Exception as e:                       # a failed cell: its output is in the executed copy
+            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         seconds = time.perf_counter() - started
-        print(f"\n=== lesson {lesson}: {seconds / 60:.1f} min for the whole notebook (limit {LIMIT_S / 60:.0f}: "
-              f"{'within' if seconds <= LIMIT_S else 'OVER'}), exit code {done.returncode}, torch "
+        print(f"\n=== lesson {lesson}{' seed ' + str(args.seed) if tail else ''}: {seconds / 60:.1f} min for the whole "
+              f"notebook (limit {LIMIT_S / 60:.0f}: {'within' if seconds <= LIMIT_S else 'OVER'}), "
+              f"{'failed, ' + error if error else 'every cell ran'}, torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads, load average {load[0]:.2f} before, "
               f"{os.getloadavg()[0]:.2f} after; fp32 matmul {rate:.0f} GFLOP/s before, {matmul_gflops():.0f} after")
-        failed += done.returncode != 0 or seconds > LIMIT_S
+        failed += error is not None or seconds > LIMIT_S
         if out.exists():
             summarise(out)
     return 1 if failed else 0

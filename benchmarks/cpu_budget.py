@@ -77,7 +77,7 @@ def main() -> int:
             run_notebook(ROOT / "notebooks" / f"{name}.ipynb", parameters, smoke=False, timeout=None, executed=out)
             error = None
         except Exception as e:                       # a failed cell: its output is in the executed copy
-            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         seconds = time.perf_counter() - started
         print(f"\n=== lesson {lesson}{' seed ' + str(args.seed) if tail else ''}: {seconds / 60:.1f} min for the whole "
               f"notebook (limit {LIMIT_S / 60:.0f}: {'within' if seconds <= LIMIT_S else 'OVER'}), "

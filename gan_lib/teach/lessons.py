@@ -38,7 +38,7 @@ def read_notebook(path: Path):
                          f"pass the lesson's .ipynb file.") from None
 
 
-def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600, allow_errors: bool = False) -> None:
+def _execute(nb, path: Path, smoke: bool | None, timeout: int | None = 600, allow_errors: bool = False) -> None:
     """Run ``nb`` in place in a fresh kernel started in the notebook's folder; ``smoke`` None keeps the caller's mode.
 
     ``allow_errors=True`` runs every cell even after one fails (the errors are in the cells' outputs).
@@ -53,12 +53,13 @@ def _execute(nb, path: Path, smoke: bool | None, timeout: int = 600, allow_error
 
 
 def run_notebook(path, parameters: dict | None = None, smoke: bool | None = None,
-                 timeout: int = 600, result_name: str = "result", executed=None) -> dict:
+                 timeout: int | None = 600, result_name: str = "result", executed: str | Path | None = None) -> dict:
     """Execute the notebook at ``path`` top to bottom and return its ``result`` dict.
 
     ``parameters`` are assigned in a new cell right after the cell tagged ``parameters``
-    (papermill's convention); ``smoke`` sets smoke mode for the kernel (None keeps the caller's).
-    ``executed``: a path where the executed notebook, with its outputs, is also written (even if a cell failed).
+    (papermill's convention); ``smoke`` sets smoke mode for the kernel (None keeps the caller's);
+    ``timeout``: seconds per cell (None: no limit). ``executed``: a path where the executed notebook, with
+    its outputs, is also written (even if a cell failed).
     Raises ``nbclient`` 's CellExecutionError, naming the cell, when a cell fails.
     """
     import nbformat

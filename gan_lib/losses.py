@@ -1,10 +1,7 @@
-"""GAN losses behind one interface, so the shared training loop takes any of them.
+"""GAN losses behind one interface (``GANLoss``), so the one training loop takes any of them.
 
     loss = Regularised(HingeLoss(), augment=DiffAugment(p=0.2), r1=1.0)      # lesson 05
     loss_d, stats = loss.discriminator_loss(D, real, fake.detach())          # stats: {name: detached 0-d tensor}
-
-Lesson 01 writes the non-saturating loss by hand; lesson 04 adds the Wasserstein losses (a *critic* with unbounded
-scores) and hinge; lesson 05 wraps any of them in ``Regularised`` (DiffAugment, lazy R1/R2).
 """
 from __future__ import annotations
 
@@ -27,8 +24,7 @@ class GANLoss:
     def after_discriminator_step(self, D) -> None:
         """Called after every D update (WGAN's weight clipping)."""
 
-    def state_dict(self) -> dict:
-        """What a checkpoint must keep to go on exactly (Regularised's lazy schedule); {} for most losses."""
+    def state_dict(self) -> dict:               # what a checkpoint keeps (Regularised's lazy schedule)
         return {}
 
     def load_state_dict(self, state: dict) -> None:
@@ -84,11 +80,6 @@ class WassersteinLoss(GANLoss):
                 p.clamp_(-self.clip, self.clip)
 
 
-def _check_norm(norm):
-    if norm not in (1, 2):
-        raise ValueError(f"norm={norm} is not supported: use 2 (the paper) or 1 (to reproduce the HW6 write-up).")
-
-
 def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
     """d sum_i D(x)_i / dx (B, C, H, W), built with ``create_graph=True`` so a penalty on it trains D; the
     gradient of ``grad_scale`` * D(x) (fp16's GradScaler scale: no underflow), divided by it again."""
@@ -97,16 +88,14 @@ def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
     return grad / grad_scale                                              # (B, C, H, W), unscaled
 
 
-def gradient_penalty(D, real, fake, norm: int = 2, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
-    """(penalty, norms): mean_i (||grad f(x̂_i)|| - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1), and the
-    per-sample norms (B,); ``penalty.backward()`` trains D. ``eps`` (B, 1, 1, 1) fixes the interpolation (tests).
-    The 2-norm, as W uses the Euclidean distance; ``norm=1`` only reproduces a popular HW6 write-up (its critic
-    must be ~90x flatter at 64 px). ``grad_scale``: as in ``input_gradient`` (PyTorch's AMP recipe)."""
-    _check_norm(norm)
+def gradient_penalty(D, real, fake, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
+    """(penalty, norms): mean_i (||grad f(x̂_i)||_2 - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1), and the
+    per-sample norms (B,); ``penalty.backward()`` trains D. ``eps`` (B, 1, 1, 1) fixes the interpolation (tests);
+    ``grad_scale`` as in ``input_gradient``."""
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     grad = input_gradient(D, eps * real + (1 - eps) * fake, grad_scale)   # (B, C, H, W) at x̂
-    norms = torch.linalg.vector_norm(grad.flatten(1), ord=norm, dim=1)     # (B,)
+    norms = grad.flatten(1).norm(dim=1)                                    # (B,)
     return ((norms - 1) ** 2).mean(), norms
 
 
@@ -116,16 +105,15 @@ class WassersteinGPLoss(WassersteinLoss):
     critic must not use batch norm."""
     double_backward = True
 
-    def __init__(self, gp_weight: float = 10.0, norm: int = 2):
+    def __init__(self, gp_weight: float = 10.0):
         super().__init__(clip=None)
         if not gp_weight >= 0:
             raise ValueError(f"gp_weight={gp_weight} must be >= 0 (the paper uses 10).")
-        _check_norm(norm)
-        self.gp_weight, self.norm = gp_weight, norm
+        self.gp_weight = gp_weight
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
         loss, stats = super().discriminator_loss(D, real, fake)
-        penalty, norms = gradient_penalty(D, real, fake, norm=self.norm, grad_scale=scale)
+        penalty, norms = gradient_penalty(D, real, fake, grad_scale=scale)
         stats.update({"gradient penalty": penalty.detach(), "grad norm at x̂": norms.detach().mean()})
         return loss + self.gp_weight * penalty, stats
 

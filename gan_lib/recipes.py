@@ -42,13 +42,11 @@ class Recipe:
     settings: dict = field(default_factory=dict)
     image_size: int = 64
 
-    def callbacks(self) -> list:
-        """The callbacks the recipe itself needs (its EMA); add grids, evaluation and checkpoints to them."""
+    def callbacks(self) -> list:                      # what the recipe needs (its EMA); add grids, checkpoints...
         return [self.ema] if self.ema is not None else []
 
     @property
-    def sampler(self) -> nn.Module:
-        """The generator to sample from: the EMA's averaged G when there is one, else G."""
+    def sampler(self) -> nn.Module:                   # the EMA's averaged G when there is one, else G
         return self.ema.module if self.ema is not None else self.G
 
     def __str__(self) -> str:
@@ -59,8 +57,7 @@ class Recipe:
 def _recipe(builder, values: dict, G, D, opt_g, opt_d, loss: GANLoss, latent_dim: int = 100,
             options: Options | None = None, ema_half_life: float | None = None,
             ema_rampup: float | None = None) -> Recipe:
-    """``builder``'s Recipe from ``values``, its arguments; all but ``device`` and ``steps`` are its settings (so a
-    longer run goes on from a shorter one)."""
+    """``builder``'s Recipe from its arguments ``values``; all but ``device`` and ``steps`` are its settings."""
     name, keys = builder.__name__, [k for k in inspect.signature(builder).parameters if k not in ("device", "steps")]
     ema = None if ema_half_life is None else EMA(G, ema_decay(ema_half_life, values["batch"]), ema_rampup)
     noise = lambda n, generator=None: gaussian_noise(n, latent_dim, generator=generator)   # noqa: E731 (n, z, 1, 1)
@@ -73,9 +70,8 @@ def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128,
           first_attempt: bool = False, latent_dim: int = 100, augment_p: float = 0.0,
           ema_rampup: float | None = None) -> Recipe:
     """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE; an EMA of G with ``ema_half_life`` images (None: no EMA) and
-    ``ema_rampup`` (see ``EMA``; None: none).
-    ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's failure demos; ``augment_p`` > 0
-    shows D DiffAugment-ed images (lesson 05's "+ DiffAugment"), what the CPU budget needs to last 30 minutes."""
+    ``ema_rampup`` (see ``EMA``). ``lr_d``, ``d_steps`` and ``first_attempt`` (no batch norm) are the lesson's
+    failure demos; ``augment_p`` > 0 shows D DiffAugment-ed images (the CPU budget's longer runs need it)."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
     loss = Regularised(NonSaturatingLoss(), augment=DiffAugment(p=augment_p)) if augment_p else NonSaturatingLoss()
@@ -145,8 +141,8 @@ RECIPES = {"dcgan": dcgan, "wgan": wgan, "modern": modern}
 
 
 def build(name: str, device="cpu", **values) -> Recipe:
-    """The recipe called ``name`` on ``device``, with ``values`` replacing its defaults (e.g. ``width=32``).
-    Seed first (``seed_everything``) for the same initial weights."""
+    """The recipe ``name`` on ``device``, ``values`` replacing its defaults (``width=32``); seed first for the same
+    initial weights."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(map(repr, RECIPES))}.")
     known = set(inspect.signature(RECIPES[name]).parameters) - {"device"}

@@ -6,7 +6,6 @@ G (Karras et al., 2020): a mapping network turns z into a style w; blocks upsamp
 modulated/demodulated 3x3 convs and noise inputs, each resolution adding its to-RGB output (skip generator).
 D: residual blocks, a minibatch-stddev feature at 4x4, two linear layers. Every weight uses the equalised
 learning rate (stored ~N(0, 1), times 1/sqrt(fan_in) at run time), so train with Adam 2e-3, betas (0, 0.99).
-G's output is not squashed by tanh in training; in eval mode it is clamped to [-1, 1].
 """
 from __future__ import annotations
 
@@ -79,8 +78,7 @@ class ModulatedConv(nn.Module):
 
 class StyleLayer(nn.Module):
     """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU. The noise is fresh
-    in training and, in eval mode, a fixed map from its own seeded generator (StyleGAN2-ADA's ``noise_mode='const'``),
-    so a z always gives the same image; the map is not saved in the state_dict."""
+    in training; in eval mode a fixed seeded map (StyleGAN2-ADA's ``noise_mode='const'``): one z, one image."""
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool = False, seed: int = 0):
         super().__init__()
@@ -120,7 +118,7 @@ def _widths(image_size: int, width: int) -> dict[int, int]:
 
 
 class StyleGenerator(nn.Module):
-    """z (B, latent_dim) or (B, latent_dim, 1, 1) -> image (B, channels, S, S), about [-1, 1]."""
+    """z (B, latent_dim) or (B, latent_dim, 1, 1) -> image (B, channels, S, S): no tanh; clamped to [-1, 1] in eval."""
 
     def __init__(self, image_size: int = 64, latent_dim: int = 128, width: int = 32, mapping_layers: int = 4,
                  channels: int = 3):
@@ -189,7 +187,6 @@ class ResidualDiscriminator(nn.Module):
 
 def stylegan(image_size: int = 64, latent_dim: int = 128, width: int = 32, mapping_layers: int = 4,
              channels: int = 3) -> tuple[StyleGenerator, ResidualDiscriminator]:
-    """The lesson-05 pair (G, D). ``width`` w sets the channels (8w at 4x4 down to w at full size); the
-    mapping network has ``mapping_layers`` layers (StyleGAN2 uses 8; 2-4 suffice at 64 px)."""
+    """The lesson-05 pair (G, D): channels 8w at 4x4 down to w at full size; ``mapping_layers`` (StyleGAN2: 8)."""
     return (StyleGenerator(image_size, latent_dim, width, mapping_layers, channels),
             ResidualDiscriminator(image_size, width, channels))

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -78,7 +77,6 @@ class FaceTensor(Dataset):
 
     def __init__(self, images_uint8: torch.Tensor, source: str):
         self.images_uint8, self.source = images_uint8, source
-        self.skipped: list[tuple[Path, str]] = []
 
     def __len__(self) -> int:
         return len(self.images_uint8)
@@ -135,8 +133,8 @@ class ImageBatches:
 
     The order depends only on (seed, epoch, position), which ``state_dict()`` saves: a resumed run gets the same
     batches. ``flip`` mirrors a random half of each batch; ``drop_last`` skips an epoch's partial last batch.
-    Images over half the GPU's free memory stay in pinned CPU memory. Under DDP each rank takes its ``batch_size``
-    slice of every step's ``world_size * batch_size`` rows of one permutation: a checkpoint moves between 1 and N.
+    Under DDP each rank takes its ``batch_size`` slice of every step's ``world_size * batch_size`` rows of one
+    permutation, so a checkpoint moves between 1 and N processes.
     """
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
@@ -151,18 +149,8 @@ class ImageBatches:
         self.rank, self.world_size = rank, world_size
         self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
         self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
-        self.images = self._place(images)
+        self.images = images.to(self.device)                                        # (N, C, H, W), decoded once
         self.epoch, self.position, self._order, self._flips = 0, 0, None, None
-
-    def _place(self, images: torch.Tensor) -> torch.Tensor:
-        """The images on the device if they take under half its free memory, else in pinned CPU memory."""
-        size = images.numel() * images.element_size()
-        free = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else None
-        if free is None or size < free // 2:
-            return images.to(self.device)
-        warnings.warn(f"{size / 1e9:.1f} GB of images do not fit in half of the GPU's free {free / 1e9:.1f} GB: "
-                      f"they stay in CPU memory and each batch is copied.")
-        return images.pin_memory()
 
     def __len__(self) -> int:
         """Batches per epoch (per rank; every rank takes the same number)."""
@@ -183,7 +171,7 @@ class ImageBatches:
         first = self.position + self.rank * self.batch_size                         # this rank's slice
         rows = self._order[first:first + self.batch_size]                           # (B,)
         self.position += step_rows
-        batch = self.images[rows.to(self.images.device)].to(self.device, non_blocking=True)   # (B, C, H, W)
+        batch = self.images[rows.to(self.device)]                                   # (B, C, H, W)
         if batch.dtype == torch.uint8:
             batch = to_unit_range(batch)                                            # uint8 -> float in [-1, 1]
         if self.flip:

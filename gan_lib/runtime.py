@@ -18,7 +18,6 @@ SMOKE_ENV = "GAN_LIB_SMOKE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _SAME = object()
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def smoke_mode() -> bool:
@@ -57,8 +56,8 @@ def choose_precision(device, precision: str = "auto") -> str:
     device = torch.device(device)
     if precision == "auto":
         return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: choose 'auto', {', '.join(map(repr, PRECISIONS))}.")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision={precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'.")
     return precision
 
 
@@ -78,11 +77,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
-
-
-def torchrun_ranks() -> tuple[int, int]:
-    """``(WORLD_SIZE, LOCAL_RANK)`` as ``torchrun`` sets them; ``(1, 0)`` in a plain process."""
-    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def runtime_name() -> str:

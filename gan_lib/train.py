@@ -248,10 +248,10 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
         norms_into[:] = torch.stack(norms).tolist() if norms else []
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    before = scaler.get_scale() if scaler.is_enabled() else None
+    before = scaler.get_scale()                        # 1.0 when the scaler is off (not fp16)
     scaler.step(opt)
     scaler.update()
-    return before is not None and scaler.get_scale() < before
+    return scaler.get_scale() < before                 # fp16: the scale drops when the update was skipped
 
 
 def _compiled(models, double_backward: bool):

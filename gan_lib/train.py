@@ -241,8 +241,7 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
     """One optimiser update (scaled in fp16; norms recorded and clipped on request). True when it was skipped."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss_value).backward()
-    if grad_clip is not None or norms_into is not None:
-        scaler.unscale_(opt)                           # the true gradients, before any clipping
+    scaler.unscale_(opt)                               # the true gradients (fp16), before any clipping
     if norms_into is not None:                         # one per weight tensor, input side first; biases skipped
         norms = [p.grad.norm() for p in model.parameters() if p.grad is not None and p.dim() > 1]
         norms_into[:] = torch.stack(norms).tolist() if norms else []

@@ -28,11 +28,12 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from evaluation_speed import FACES, matmul_gflops
-from gan_lib.fast import ImageBatches, configure_device
-from gan_lib.images import FaceFolder
+from gan_lib.data import ImageBatches
+from gan_lib.io.image_files import FaceFolder
 from gan_lib.callbacks import EMA
 from gan_lib.losses import GANLoss
 from gan_lib.recipes import build
+from gan_lib.runtime import configure_device
 from gan_lib.train import Options, train
 from training_speed import reference_steps
 

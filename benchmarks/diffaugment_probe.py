@@ -14,8 +14,7 @@ from gan_lib.augment import DiffAugment
 from gan_lib.callbacks import Budget
 from gan_lib.eval.evaluate import evaluate, feature_network, reference
 from gan_lib.explore import sample_seeded
-from gan_lib.fast import ImageBatches
-from gan_lib.images import load_faces
+from gan_lib.data import ImageBatches, load_faces
 from gan_lib.losses import NonSaturatingLoss, Regularised
 from gan_lib.recipes import build
 from gan_lib.runtime import seed_everything

@@ -19,8 +19,7 @@ from gan_lib import seed_everything
 from gan_lib.callbacks import EMA, Budget
 from gan_lib.eval.image_metrics import diversity, face_detection_rate, load_face_cascade
 from gan_lib.explore import sample_seeded
-from gan_lib.fast import ImageBatches
-from gan_lib.images import load_faces
+from gan_lib.data import ImageBatches, load_faces
 from gan_lib.recipes import build
 from gan_lib.train import Callback, Options, train
 

@@ -24,7 +24,7 @@ import torch
 from gan_lib.data import to_unit_range
 from gan_lib.eval.evaluate import describe, evaluate, reference, report
 from gan_lib.eval.image_metrics import InceptionFeatures, extract_features, inception
-from gan_lib.images import FaceFolder
+from gan_lib.io.image_files import FaceFolder
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64"
 

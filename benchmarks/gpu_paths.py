@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
-from gan_lib.fast import ImageBatches, adam, configure_device
-from gan_lib.images import FaceFolder
+from gan_lib.data import ImageBatches
+from gan_lib.io.image_files import FaceFolder
 from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
 from gan_lib.models import dcgan, gaussian_noise
+from gan_lib.recipes import adam
+from gan_lib.runtime import configure_device
 from gan_lib.train import Options, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,11 +21,12 @@ from torchvision.utils import save_image
 from gan_lib import seed_everything
 from gan_lib.checkpoints import load_checkpoint
 from gan_lib.explore import sample_seeded
-from gan_lib.fast import ImageBatches, configure_device
+from gan_lib.data import ImageBatches
 from gan_lib.eval.evaluate import compare, evaluate, feature_network, reference
 from gan_lib.eval.image_metrics import load_face_cascade
-from gan_lib.images import FaceFolder
+from gan_lib.io.image_files import FaceFolder
 from gan_lib.recipes import build
+from gan_lib.runtime import configure_device
 from gan_lib.train import Options, train
 from gan_lib.watch import Watch
 

@@ -14,10 +14,9 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from gan_lib import seed_everything
-from gan_lib.images import load_faces
+from gan_lib.data import infinite, load_faces
 from gan_lib.recipes import build
 from gan_lib.train import train
-from gan_lib.data import infinite
 
 RECIPES = {"weight clipping": "WGAN (clip 0.01)", "gradient penalty": "WGAN-GP",   # name: lesson 04's variant
            "HW6 strong": "WGAN (HW6: clip 1.0)"}                                  # HW6's own settings: 2 critic steps

@@ -27,12 +27,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from gan_lib.fast import ImageBatches, adam, configure_device
-from gan_lib.images import FaceFolder
+from gan_lib.io.image_files import FaceFolder
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.models import dcgan, gaussian_noise
+from gan_lib.recipes import adam
+from gan_lib.runtime import configure_device
 from gan_lib.train import Options, train
-from gan_lib.data import infinite
+from gan_lib.data import ImageBatches, infinite
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"

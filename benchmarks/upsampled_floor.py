@@ -13,7 +13,7 @@ from pathlib import Path
 import torch.nn.functional as F
 
 from gan_lib.eval.evaluate import evaluate, feature_network, reference
-from gan_lib.images import load_faces
+from gan_lib.data import load_faces
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "anime-faces-64"
 faces, _ = load_faces(FACES, allow_download=False)

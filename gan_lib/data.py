@@ -1,6 +1,8 @@
-"""Data sets for the lessons, each scaled to [-1, 1] (the range of a tanh generator).
+"""The lessons' data, scaled to [-1, 1] (the range of a tanh generator), and the batches cut from it.
 
-    mnist, source = load_mnist("data", limit=N_DIGITS)     # a TensorDataset of (image (1, 28, 28), label)
+    mnist, source = load_mnist("data", limit=N_DIGITS)              # a TensorDataset of (image (1, 28, 28), label)
+    faces, source = load_faces(DATA_DIR, size=64, limit=N_IMAGES)   # a Dataset of (3, 64, 64) in [-1, 1]
+    batches = ImageBatches(faces.images_uint8, batch_size=128, device=device, flip=True, seed=0)
 """
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from gan_lib.io import downloads
+
 MNIST_ASSETS = Path(__file__).resolve().parent / "assets" / "mnist"   # package data: in the wheel too
 MNIST_SUBSET = MNIST_ASSETS / "mnist-2k.npz"
 MNIST_SUBSET_SHA256 = "d15ad8c59ee070810f8a88af868757044aaeef01ec93749985c88302f7386b9c"
+# Faces already on the machines the kit runs on, tried before any download: Kaggle's copy, the course's shared one.
+KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"), downloads.SHARED_DATA / "anime-faces-64")
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -71,13 +77,43 @@ class FaceTensor(Dataset):
 
     def __init__(self, images_uint8: torch.Tensor, source: str):
         self.images_uint8, self.source = images_uint8, source
-        self.skipped: list[tuple[Path, str]] = []
 
     def __len__(self) -> int:
         return len(self.images_uint8)
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return to_unit_range(self.images_uint8[i])  # (3, H, W) uint8 -> float in [-1, 1]
+
+
+def load_faces(path: str | Path | None = None, size: int = 64, limit: int | None = None,
+               download_to: str | Path | None = None, allow_download: bool = True):
+    """Anime faces as a Dataset of (3, size, size) in [-1, 1], and a line naming the source: ``path`` (its error if
+    unusable), else a ``KNOWN_FACE_FOLDERS`` one, else (``allow_download``) Kaggle's or NTU HW6's faces downloaded
+    into ``download_to``, else 2,000 synthetic cartoon faces. ``limit`` keeps the first ``limit``."""
+    from gan_lib.io.image_files import FaceFolder, _fetch_hw6, _fetch_kaggle   # image_files imports this module
+    from gan_lib.io.synthetic_faces import cartoon_faces
+    if path is not None:
+        ds = FaceFolder(path, size, limit=limit)
+        return ds, f"your folder: {ds.source}"
+    for known in KNOWN_FACE_FOLDERS:
+        if known.is_dir():
+            ds = FaceFolder(known, size, limit=limit)
+            return ds, f"found on this machine: {ds.source}"
+    reasons = []
+    if not allow_download:
+        reasons.append("downloads are off (allow_download=False)")
+    elif not downloads.network_reachable():
+        reasons.append("no network")
+    else:
+        for name, fetch in (("Kaggle splcher/animefacedataset", _fetch_kaggle), ("NTU HW6 faces", _fetch_hw6)):
+            try:
+                ds = FaceFolder(fetch(Path(download_to or "data")), size, limit=limit)
+                return ds, f"{name}: {ds.source}" + (f" ({reasons[0]})" if reasons else "")
+            except Exception as err:  # an optional source failed: say why and try the next
+                reasons.append(f"{name} unavailable: {downloads.one_line(err)}")
+    n = 2000 if limit is None else min(2000, limit)
+    ds = FaceTensor(cartoon_faces(n, size, seed=0), f"{n:,} synthetic cartoon faces at {size}x{size}")
+    return ds, f"offline fallback: {ds.source} from gan_lib.io.synthetic_faces ({'; '.join(reasons)})"
 
 
 def infinite(loader: Iterable) -> Iterator:
@@ -90,3 +126,63 @@ def infinite(loader: Iterable) -> Iterator:
         if empty:
             raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
                              "its size with drop_last=True?")
+
+
+class ImageBatches:
+    """Endless shuffled batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or already scaled) images.
+
+    The order depends only on (seed, epoch, position), which ``state_dict()`` saves: a resumed run gets the same
+    batches. ``flip`` mirrors a random half of each batch; ``drop_last`` skips an epoch's partial last batch.
+    Under DDP each rank takes its ``batch_size`` slice of every step's ``world_size * batch_size`` rows of one
+    permutation, so a checkpoint moves between 1 and N processes.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
+                 drop_last: bool = True, channels_last: bool = False, rank: int = 0, world_size: int = 1):
+        per_rank, ranks = (f" on each of {world_size} ranks", f" / {world_size}") if world_size > 1 else ("", "")
+        if len(images) == 0 or batch_size < 1 or (drop_last and batch_size * world_size > len(images)):
+            raise ValueError(f"{len(images)} images and batch_size={batch_size}{per_rank}: need at least one image "
+                             f"and a batch_size between 1 and the number of images{ranks}.")
+        if not 0 <= rank < world_size or (world_size > 1 and not drop_last):
+            raise ValueError(f"rank={rank}, world_size={world_size}, drop_last={drop_last}: need 0 <= rank < "
+                             f"world_size, and drop_last=True with several ranks (every rank needs a full batch).")
+        self.rank, self.world_size = rank, world_size
+        self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
+        self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
+        self.images = images.to(self.device)                                        # (N, C, H, W), decoded once
+        self.epoch, self.position, self._order, self._flips = 0, 0, None, None
+
+    def __len__(self) -> int:
+        """Batches per epoch (per rank; every rank takes the same number)."""
+        n, rows = len(self.images), self.batch_size * self.world_size
+        return n // rows if self.drop_last else -(-n // rows)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        step_rows = self.batch_size * self.world_size                               # rows all ranks take
+        if self.position >= (len(self) * step_rows if self.drop_last else len(self.images)):
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        if self._order is None:                                                     # drawn from (seed, epoch) alone
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._order = torch.randperm(len(self.images), generator=gen)          # (N,)
+            self._flips = torch.rand(len(self.images), generator=gen) < 0.5         # (N,) one coin per image
+        first = self.position + self.rank * self.batch_size                         # this rank's slice
+        rows = self._order[first:first + self.batch_size]                           # (B,)
+        self.position += step_rows
+        batch = self.images[rows.to(self.device)]                                   # (B, C, H, W)
+        if batch.dtype == torch.uint8:
+            batch = to_unit_range(batch)                                            # uint8 -> float in [-1, 1]
+        if self.flip:
+            flips = self._flips[rows].to(self.device).view(-1, *[1] * (batch.dim() - 1))   # (B, 1, 1, 1)
+            batch = torch.where(flips, batch.flip(-1), batch)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.epoch, self.position, self._order = state["seed"], state["epoch"], state["position"], None

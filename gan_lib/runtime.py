@@ -1,7 +1,9 @@
-"""Smoke mode, device, seeding and where a lesson runs (Colab, Kaggle, local): what every lesson sets first.
+"""What every lesson sets first: smoke mode, the device and its precision, seeding, where it runs (Colab, Kaggle,
+local).
 
     device, steps = pick_device(), by_mode(full=6000, smoke=30, cpu=3000)   # cpu: full mode without a GPU
     print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
+    precision = configure_device(device)            # "fp16" on a T4; "fp32" (TF32) on an A100/L4/H100 or a CPU
 """
 from __future__ import annotations
 
@@ -15,20 +17,16 @@ import torch
 SMOKE_ENV = "GAN_LIB_SMOKE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
+_SAME = object()
 
 
 def smoke_mode() -> bool:
     """True when ``GAN_LIB_SMOKE`` asks for a quick CPU run (tiny data, few steps); the kit's one reader of it."""
     value = os.environ.get(SMOKE_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke run "
-                     f"or 0 (or unset it) for the full lesson.")
-
-
-_SAME = object()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke "
+                         f"run or 0 (or unset it) for the full lesson.")
+    return value in _TRUE
 
 
 def cpu_budget() -> bool:
@@ -37,8 +35,7 @@ def cpu_budget() -> bool:
 
 
 def by_mode(full, smoke, cpu=_SAME):
-    """``smoke`` in smoke mode, ``cpu`` (when given) in full mode without a CUDA GPU, else ``full``:
-    ``steps = by_mode(full=6000, smoke=12, cpu=3000)``."""
+    """``smoke`` in smoke mode, ``cpu`` (when given) in full mode without a CUDA GPU, else ``full``."""
     if smoke_mode():
         return smoke
     return cpu if cpu is not _SAME and cpu_budget() else full
@@ -50,9 +47,27 @@ def pick_device(prefer: str | None = None) -> torch.device:
         return torch.device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def choose_precision(device, precision: str = "auto") -> str:
+    """``"auto"``: fp16 on GPUs older than Ampere (Colab's T4), else fp32 (TF32 on Ampere and newer, where bf16
+    measured slower for a DCGAN: README, "Speed"). Name "bf16" or "fp16" to use them anyway."""
+    device = torch.device(device)
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision={precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'.")
+    return precision
+
+
+def configure_device(device, precision: str = "auto") -> str:
+    """Switch on cudnn autotuning and TF32 on a GPU; return the precision to train in (``choose_precision``)."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True          # time each conv's algorithms once, keep the fastest
+        torch.backends.cuda.matmul.allow_tf32 = True   # TF32 for the fp32 matrix products that remain
+        torch.backends.cudnn.allow_tf32 = True
+    return choose_precision(device, precision)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -64,21 +79,11 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def torchrun_ranks() -> tuple[int, int]:
-    """``(WORLD_SIZE, LOCAL_RANK)`` as ``torchrun`` sets them; ``(1, 0)`` in a plain process."""
-    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def runtime_name() -> str:
     """Where the notebook runs: "Colab", "Kaggle" or "local"."""
-    try:
-        if importlib.util.find_spec("google.colab") is not None:
-            return "Colab"
-    except ModuleNotFoundError:              # no "google" package at all
-        pass
-    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir("/kaggle/input"):
-        return "Kaggle"
-    return "local"
+    if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"):
+        return "Colab"
+    return "Kaggle" if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir("/kaggle/input") else "local"
 
 
 def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:

@@ -2,14 +2,12 @@
 
     run = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, until=5000,
                 callbacks=[EMA(G, ema_decay(10_000, batch=64)), Checkpoints("runs/dcgan", every=500)])
-
-``until`` is the step to reach (the run's total): a run loaded at step 3,000 trains 2,000 more. One step
-(``training_step``) is ``d_steps`` D updates, then ``g_steps`` G updates; the first reuses D's last fakes.
 """
 from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -17,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from gan_lib.fast import choose_precision, compile_models, eager_again
+from gan_lib.runtime import choose_precision
 from gan_lib.trainer.distributed import is_main, no_sync, unwrap
 
 
@@ -27,8 +25,8 @@ class Options:
     d_steps: int = 1                   # D updates per step (WGAN's critic: 5)
     g_steps: int = 1                   # G updates per step
     grad_clip: float | None = None     # clip D's and G's gradient norm to this; None: no clipping
-    precision: str = "fp32"            # "fp32", "bf16", "fp16" (autocast + GradScaler), "auto": fast.choose_precision
-    compile: bool = False              # torch.compile G and D (eager again if the first step fails)
+    precision: str = "fp32"            # "fp32", "bf16", "fp16" (autocast + GradScaler), "auto": choose_precision
+    compile: bool = False              # torch.compile G and D (skipped under a gradient penalty)
     record_grad_norms: bool = False    # keep D's per-layer gradient norms in run.history["grad_norms_d"]
     progress: bool = True              # a tqdm progress bar (rank 0 only)
 
@@ -143,7 +141,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     batches        yields real image batches (``ImageBatches``, or ``infinite(loader)``)
     loss           a ``gan_lib.losses.GANLoss``
     noise          noise(n) -> n latent vectors
-    until          the step to reach (the run's total); None: until a callback (``Budget``) stops it
+    until          the step to reach, the run's total (loaded at step 3,000, it trains 2,000 more); None: until a
+                   callback (``Budget``) stops it
     options        how a step is computed; None: ``Options()``
     callbacks      ``gan_lib.callbacks`` objects; a ``Watch`` is added when none is given
     run            the ``Run`` to continue; None: a fresh one (or what ``Checkpoints`` loads)
@@ -167,7 +166,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         cb.on_start(loop)
     if run.scaler:
         scaler.load_state_dict(run.scaler)
-    models = compile_models(*wrapped, double_backward=loss.double_backward) if options.compile else wrapped
+    models = _compiled(wrapped, loss.double_backward) if options.compile else wrapped
     total = None if until is None else max(0, until - run.step)
     bar = tqdm(total=total, desc="training", unit="step", disable=not (options.progress and is_main()))
     loop._clock = first = time.perf_counter()
@@ -175,13 +174,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     try:
         while (until is None or run.step < until) and loop.stop is None:
             # --- one step: D updates, then G updates ---
-            try:
-                loop.skipped = training_step(loop, models)
-            except Exception as err:  # noqa: BLE001 - only a compiled model's first step falls back to eager
-                if models is wrapped or run.step > (run.resumed_from or 0) or images:
-                    raise
-                models = eager_again(err, wrapped)
-                loop.skipped = training_step(loop, models)
+            loop.skipped = training_step(loop, models)
             # --- record the step's numbers (none for an update the GradScaler skipped) ---
             run.step += 1
             run.results.clear()                        # scores of an earlier step no longer hold
@@ -248,17 +241,25 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
     """One optimiser update (scaled in fp16; norms recorded and clipped on request). True when it was skipped."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss_value).backward()
-    if grad_clip is not None or norms_into is not None:
-        scaler.unscale_(opt)                           # the true gradients, before any clipping
+    scaler.unscale_(opt)                               # the true gradients (fp16), before any clipping
     if norms_into is not None:                         # one per weight tensor, input side first; biases skipped
         norms = [p.grad.norm() for p in model.parameters() if p.grad is not None and p.dim() > 1]
         norms_into[:] = torch.stack(norms).tolist() if norms else []
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    before = scaler.get_scale() if scaler.is_enabled() else None
+    before = scaler.get_scale()                        # 1.0 when the scaler is off (not fp16)
     scaler.step(opt)
     scaler.update()
-    return before is not None and scaler.get_scale() < before
+    return scaler.get_scale() < before                 # fp16: the scale drops when the update was skipped
+
+
+def _compiled(models, double_backward: bool):
+    """``torch.compile`` each model; the eager ones, with a warning, under a gradient penalty (double backward)."""
+    if double_backward:
+        warnings.warn("torch.compile skipped: the gradient penalty needs double backward, which compiled "
+                      "graphs do not support on some PyTorch versions.")
+        return models
+    return tuple(torch.compile(m) for m in models)
 
 
 def _finish(loop: Loop, bar) -> None:

@@ -336,7 +336,7 @@ def test_a_checkpoint_of_another_model_or_format_is_one_clear_error(tmp_path):
 
 def _image_run(folder, loss_name, seed, until):
     """A small DCGAN on ImageBatches (flips on), an LR schedule on D stepped each step, checkpoints in ``folder``."""
-    from gan_lib.fast import ImageBatches
+    from gan_lib.data import ImageBatches
     from gan_lib.losses import WassersteinGPLoss
     from gan_lib.models import dcgan, gaussian_noise
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from gan_lib.callbacks import Evaluate, Grids
 from gan_lib.checkpoints import Checkpoints, load_checkpoint
-from gan_lib.fast import ImageBatches
+from gan_lib.data import ImageBatches
 from gan_lib.io.synthetic_faces import cartoon_faces
 from gan_lib.losses import NonSaturatingLoss, WassersteinGPLoss
 from gan_lib.train import Callback, Options, train

@@ -193,7 +193,7 @@ def test_compare_puts_the_real_vs_real_floor_first_and_keeps_each_models_numbers
 
 
 def test_reference_of_a_data_set_in_memory_takes_a_seeded_random_subset():
-    from gan_lib.images import FaceTensor
+    from gan_lib.data import FaceTensor
     pixels = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     faces, net = FaceTensor(pixels, "test"), PixelFeatures()
     ref = reference(faces, limit=12, seed=3, net=net, cascade=None)

@@ -11,9 +11,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import SHARED_DATA
-from gan_lib import images
+from gan_lib import data
 from gan_lib.io import downloads
-from gan_lib.images import load_faces
+from gan_lib.data import load_faces
 from gan_lib.io import image_files
 from gan_lib.io.image_files import FaceFolder, copy_to_local
 from gan_lib.io.synthetic_faces import cartoon_faces, write_cartoon_faces
@@ -219,12 +219,12 @@ def test_real_faces_when_present():
 @pytest.fixture
 def no_known_folders(monkeypatch):
     """Pretend this machine has no shared or Kaggle face folder, so the download/fallback order shows."""
-    monkeypatch.setattr(images, "KNOWN_FACE_FOLDERS", ())
+    monkeypatch.setattr(data, "KNOWN_FACE_FOLDERS", ())
 
 
 def test_a_known_folder_is_used_before_any_download(tmp_path, monkeypatch):
     write_cartoon_faces(tmp_path / "faces", 5, size=16)
-    monkeypatch.setattr(images, "KNOWN_FACE_FOLDERS", (tmp_path / "missing", tmp_path / "faces"))
+    monkeypatch.setattr(data, "KNOWN_FACE_FOLDERS", (tmp_path / "missing", tmp_path / "faces"))
     monkeypatch.setattr(downloads, "network_reachable", lambda *a, **k: pytest.fail("must not try the network"))
     ds, source = load_faces(size=16)
     assert len(ds) == 5 and "found on this machine" in source and "faces" in source
@@ -239,7 +239,7 @@ def test_unusable_path_is_raised_not_replaced(tmp_path):
                                                  (True, False, "no network")])
 def test_offline_fallback_is_synthetic_and_says_why(no_known_folders, monkeypatch, allow, reachable, why):
     monkeypatch.setattr(downloads, "network_reachable", lambda *a, **k: reachable)
-    ds, source = load_faces(size=32, limit=10, allow_download=allow, fallback_n=50)
+    ds, source = load_faces(size=32, limit=10, allow_download=allow)
     assert len(ds) == 10 and ds[0].shape == (3, 32, 32)
     assert source.startswith("offline fallback: 10 synthetic cartoon faces") and why in source
 

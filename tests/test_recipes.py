@@ -13,7 +13,7 @@ from gan_lib import seed_everything
 from gan_lib.augment import DiffAugment
 from gan_lib.callbacks import EMA
 from gan_lib.checkpoints import Checkpoints
-from gan_lib.fast import ImageBatches
+from gan_lib.data import ImageBatches
 from gan_lib.losses import (GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss,
                             WassersteinLoss)
 from gan_lib.models import DCGANGenerator

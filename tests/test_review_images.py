@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gan_lib import images
+from gan_lib import data as images
 from gan_lib.io import downloads
-from gan_lib.images import load_faces
+from gan_lib.data import load_faces
 from gan_lib.io.image_files import FaceFolder, copy_to_local
 from gan_lib.io.synthetic_faces import write_cartoon_faces
 

@@ -10,11 +10,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from gan_lib import seed_everything
 from gan_lib.callbacks import Evaluate, Grids
 from gan_lib.checkpoints import Checkpoints, load_checkpoint
-from gan_lib.fast import ImageBatches
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.models import mlp_gan, uniform_noise
 from gan_lib.train import Callback, Options, Run, TrainingInterrupted, train
-from gan_lib.data import infinite
+from gan_lib.data import ImageBatches, infinite
 from gan_lib.explore import sample
 
 QUIET = Options(progress=False)

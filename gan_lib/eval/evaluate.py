@@ -47,7 +47,7 @@ from torch import nn
 from gan_lib.data import to_unit_range
 from gan_lib.eval.image_metrics import (diversity, extract_features, face_flags, fid_kid_from_features, inception,
                                    load_face_cascade)
-from gan_lib.images import FaceFolder
+from gan_lib.io.image_files import FaceFolder
 
 PROTOCOL = "tf-inception-2048/tf1-bilinear-299/uint8/v1"
 CACHE = Path.home() / ".cache" / "gan_lib" / "reference"

@@ -6,7 +6,7 @@
     python -m gan_lib.trainer --recipe wgan --variant "WGAN (clip 0.01)" --out runs/wgan-clip --steps 6000
 
 The recipes are ``gan_lib.recipes``' (``dcgan``: lesson 03, ``wgan``: lesson 04 with ``--variant``, ``modern``:
-lesson 05's last row); faces come from ``gan_lib.images.load_faces`` (``--data`` omitted: the folders lesson 03
+lesson 05's last row); faces come from ``gan_lib.data.load_faces`` (``--data`` omitted: the folders lesson 03
 looks in), batches from ``ImageBatches``, and the loop is ``gan_lib.train.train`` with the recipe's callbacks (its
 EMA of G), ``Grids`` and ``Checkpoints``, which is the one resume, as in the notebooks. ``--batch`` is the batch of
 one step for all processes together: under torchrun each of N ranks takes batch/N images (see
@@ -37,10 +37,9 @@ from torchvision.utils import save_image
 
 from gan_lib.callbacks import Grids
 from gan_lib.checkpoints import FORMAT, CheckpointError, Checkpoints, load_checkpoint
-from gan_lib.fast import ImageBatches, configure_device
-from gan_lib.images import load_faces
+from gan_lib.data import ImageBatches, load_faces
 from gan_lib.recipes import RECIPES, WGAN_VARIANTS, build
-from gan_lib.runtime import seed_everything
+from gan_lib.runtime import configure_device, seed_everything
 from gan_lib.train import Callback, Run, train
 from gan_lib.explore import sample
 from gan_lib.trainer import distributed
@@ -79,7 +78,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sample-every", type=int, default=500, help="write a fixed-noise grid every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="default: once per pass over the data")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--compile", action="store_true", help="torch.compile G and D (eager again if that fails)")
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D")
     p.add_argument("--device", default=None, help="e.g. cpu; default: the GPU (rank r: GPU r) if there is one")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--traceback", action="store_true", help="on an error, show the full traceback")

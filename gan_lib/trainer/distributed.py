@@ -21,6 +21,7 @@ rank 0 at each forward).
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 
 import torch
@@ -44,13 +45,18 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def torchrun_ranks() -> tuple[int, int]:
+    """``(WORLD_SIZE, LOCAL_RANK)`` as ``torchrun`` sets them; ``(1, 0)`` in a plain process."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def setup(device: str | None = None) -> torch.device:
     """Join the process group that ``torchrun`` describes in the environment and return this rank's device.
 
     Without torchrun (no ``WORLD_SIZE``, or 1) nothing is joined and the device is ``device`` or the best one
     (``pick_device``). With several GPUs, rank r uses GPU ``LOCAL_RANK`` and NCCL; without CUDA, the CPU and gloo.
     """
-    from gan_lib.runtime import pick_device, torchrun_ranks
+    from gan_lib.runtime import pick_device
 
     size, local = torchrun_ranks()
     if size <= 1:

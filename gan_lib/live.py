@@ -24,33 +24,21 @@ def _newest_grid(loop: Loop):
 
 
 class LiveView(Callback):
-    """The loss curves beside the newest grid of the run's ``Grids``, redrawn in place in one output area every
-    ``every`` steps and once at the end. Static (outside a kernel or ``static=True``): one figure at the end, in
-    ``.figure``.
-
-    every        steps between redraws
-    smooth       moving-average window of the curves (1: none)
-    total_steps  the run's length: redraw at most ``max_renders`` times over it; None: unknown, so ``every`` doubles
-                 after each ``max_renders`` redraws
-    max_renders  how many redraws (~0.2 s each) to allow
-    static       True: draw once at the end; None: static where widgets cannot render (``widgets_available()``)
-    title        the figure's title; None: none
-    """
+    """The loss curves (``smooth``: a moving-average window) beside the newest grid of the run's ``Grids``, redrawn
+    in place in one output area every ``every`` steps and at the end. At most ~``max_renders`` redraws (~0.2 s each)
+    over ``total_steps``; with ``total_steps`` None, ``every`` doubles after each ``max_renders``. Static
+    (``static=True``, or None outside a notebook kernel): one figure at the end, in ``.figure``."""
 
     def __init__(self, every: int = 100, smooth: int = 1, total_steps: int | None = None, max_renders: int = 20,
                  static: bool | None = None, title: str | None = None):
         if every < 1 or max_renders < 1:
             raise ValueError(f"every={every}, max_renders={max_renders}: both must be >= 1, e.g. every=100.")
         self.every = max(every, math.ceil(total_steps / max_renders)) if total_steps else every
-        self.smooth = smooth
-        self.max_renders = max_renders
-        self.title = title
+        self.smooth, self.max_renders, self.title = smooth, max_renders, title
         self.static = not widgets_available() if static is None else static
-        self.handle = None                           # the display id's handle, once shown
-        self.figure = None
+        self.handle = self.figure = None             # the output area's display handle, the last figure
         self.renders = 0
-        self.step = None                             # the last step seen
-        self.drawn_step = None                       # the step of the last drawing
+        self.step = self.drawn_step = None           # the last step seen, the last step drawn
 
     def on_step(self, loop: Loop) -> None:
         self.step = loop.run.step
@@ -59,34 +47,32 @@ class LiveView(Callback):
                 self.draw(loop)
 
     def on_end(self, loop: Loop) -> None:
-        if self.step is not None and self.drawn_step != self.step:    # trained, and the end state not drawn yet
+        if self.step != self.drawn_step:             # this call trained, and its last step is not drawn yet
             self.draw(loop)
 
     def draw(self, loop: Loop) -> None:
-        """The curves left, the newest grid right: shown in the one output area, or (static) kept in ``.figure``."""
+        """Curves left, the newest grid right: shown in the output area, or (static) left open in ``.figure``."""
         from IPython.display import display
 
         history = loop.run.history
         panels = {"losses": [key for key in ("loss_d", "loss_g") if key in history]}
         if "W estimate" in history:
             panels["W estimate"] = ["W estimate"]
-        fig = plot_curves(history, panels, smooth=self.smooth, title=self.title)
-        grid = _newest_grid(loop)
-        if grid is not None:                         # one more column for the grid
+        fig = self.figure = plot_curves(history, panels, smooth=self.smooth, title=self.title)
+        if (grid := _newest_grid(loop)) is not None:     # one more column for the grid
+            step, images = grid
             layout = fig.add_gridspec(1, len(panels) + 1)
             for i, ax in enumerate(fig.axes):
                 ax.set_subplotspec(layout[i])
             width, height = fig.get_size_inches()
             fig.set_size_inches(width + height, height)
-            step, images = grid
             show_images(images, nrow=min(8, math.isqrt(len(images))), title=f"fixed noise, step {step}",
                         ax=fig.add_subplot(layout[-1]))
             fig.tight_layout()
-        self.figure = fig
         self.renders += 1
         self.drawn_step = loop.run.step
         if self.static:
-            return                                   # left open: the notebook (or plt.show()) shows it once
+            return                                   # the notebook (or plt.show()) shows it once
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:
@@ -110,8 +96,6 @@ class TensorBoard(Callback):
         self.writer, self.every, self.logged_grid = SummaryWriter(log_dir), every, None
 
     def on_step(self, loop: Loop) -> None:
-        from torchvision.utils import make_grid
-
         step = loop.run.step
         if step % self.every:
             return
@@ -122,6 +106,5 @@ class TensorBoard(Callback):
         grid = _newest_grid(loop)
         if grid is not None and grid[0] != self.logged_grid:
             self.logged_grid, images = grid                                # (N, C, H, W) in [-1, 1]
-            self.writer.add_image("fixed noise", make_grid(images, nrow=math.isqrt(len(images)), normalize=True,
-                                                           value_range=(-1, 1)), self.logged_grid)
+            self.writer.add_images("fixed noise", images.add(1).div(2), self.logged_grid)   # one grid, 8 a row
         self.writer.flush()

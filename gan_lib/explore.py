@@ -76,8 +76,7 @@ def interpolation_grid(G, n_rows: int = 4, n_steps: int = 8, seed: int = 0) -> t
 
 
 def widgets_available() -> bool:
-    """True when ipywidgets imports and a Jupyter kernel runs (Jupyter, Colab, Kaggle, nbclient); False in a
-    plain Python process or terminal IPython."""
+    """True in a notebook kernel (Jupyter, Colab, Kaggle, nbclient) with ipywidgets; False in a terminal."""
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
@@ -87,8 +86,8 @@ def widgets_available() -> bool:
 
 
 def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None):
-    """Sliders for seed A, seed B and t (ipywidgets' ``interactive``) over the faces of z_A, slerp(z_A, z_B, t) and
-    z_B. With ``static=True`` or no ipywidgets, a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
+    """Sliders for seed A, seed B and t (ipywidgets' ``interactive``) over the faces of z_A, slerp(z_A, z_B, t), z_B.
+    With ``static=True`` or no ipywidgets: a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
     static = not widgets_available() if static is None else static
     try:
         import ipywidgets as widgets
@@ -119,25 +118,25 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
 
 def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
     """``IPython.display.HTML`` playing the grids of a ``Grids`` callback (or its ``.samples``), ``interval`` ms
-    each; a ``path`` ending in .gif also saves the film there. The figure is closed: no stray frame below."""
+    each; a ``path`` ending in .gif also saves the film there."""
     from IPython.display import HTML
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.animation import FuncAnimation
 
     samples = kept_grids(samples)
     if path is not None and not str(path).lower().endswith(".gif"):
         raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
-    grids = [image_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]
-    fig, ax = plt.subplots(figsize=(3, 3))
-    show_images(samples[0][1], nrow=nrow, title=f"step {samples[0][0]}", ax=ax)
+    fig = show_images(samples[0][1], nrow=nrow, size=3)
+    ax = fig.axes[0]
 
-    def draw(i):                          # swap the pixels only: no re-layout, no new artists per frame
-        ax.images[0].set_data(grids[i])
-        ax.set_title(f"step {samples[i][0]}", fontsize=10)
+    def draw(i):                          # swap the pixels and the title: no new artists per frame
+        step, images = samples[i]
+        ax.images[0].set_data(image_grid(images, nrow))
+        ax.set_title(f"step {step}", fontsize=10)
 
     try:
-        anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval, init_func=lambda: None)
+        anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval)
         if path is not None:
-            anim.save(str(path), writer=PillowWriter(fps=1000 / interval))
+            anim.save(str(path), writer="pillow", fps=1000 / interval)
         return HTML(anim.to_jshtml())
     finally:
-        plt.close(fig)
+        plt.close(fig)                    # the film only: no stray frame below it

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from gan_lib.callbacks import Grids  # noqa: E402
 from gan_lib.live import LiveView, TensorBoard  # noqa: E402
 from gan_lib.losses import NonSaturatingLoss, WassersteinLoss  # noqa: E402
+from gan_lib.plots import plot_curves  # noqa: E402
 from gan_lib.train import Callback, Options, train  # noqa: E402
 
 
@@ -114,6 +115,8 @@ def test_outside_a_kernel_the_view_is_static(fake_display):
     assert view.static                                     # pytest has no IPython kernel
     view.on_end(None)                                      # ended before any step: nothing to draw
     assert view.renders == 0 and len(fake_display.displayed) == 0
+    with pytest.raises(KeyError, match="no such curve"):                # the curves it draws are checked by name
+        plot_curves({"loss_d": [1.0]}, {"losses": ["loss_d", "no such curve"]})
 
 
 def test_tensorboard_writes_interval_means_and_each_new_grid(tmp_path):

@@ -7,11 +7,8 @@
 """
 from __future__ import annotations
 
-import io
-
 import matplotlib.pyplot as plt
 import torch
-from PIL import Image
 
 from gan_lib.models import gaussian_noise
 from gan_lib.plots import image_grid, kept_grids, show_images
@@ -28,22 +25,21 @@ def sample(G, z: torch.Tensor) -> torch.Tensor:
         G.train(was_training)
 
 
-def _latent_dim(G, latent_dim: int | None = None) -> int:
-    latent_dim = getattr(G, "latent_dim", None) if latent_dim is None else latent_dim
-    if latent_dim is None:
-        raise ValueError("G has no .latent_dim attribute: pass latent_dim=..., e.g. latent_dim=100.")
-    return latent_dim
+def _latent_dim(G) -> int:
+    if not hasattr(G, "latent_dim"):
+        raise ValueError("G has no .latent_dim attribute: set one, e.g. G.latent_dim = 100.")
+    return G.latent_dim
 
 
 def seeded_noise(n: int, seed: int, latent_dim: int) -> torch.Tensor:
-    """n latents z ~ N(0, I) of shape (n, latent_dim, 1, 1) from their own CPU generator seeded with ``seed``:
-    the same on any device, and the global random state is left alone."""
+    """n latents z ~ N(0, I), (n, latent_dim, 1, 1), from their own CPU generator: the same on any device, and the
+    global random state is left alone."""
     return gaussian_noise(n, latent_dim, torch.Generator().manual_seed(seed))
 
 
-def sample_seeded(G, n: int, seed: int, latent_dim: int | None = None, batch_size: int = 256) -> torch.Tensor:
-    """n images (n, C, H, W) in [-1, 1] of ``seeded_noise(n, seed, latent_dim or G.latent_dim)``."""
-    z = seeded_noise(n, seed, _latent_dim(G, latent_dim))                       # (n, L, 1, 1)
+def sample_seeded(G, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
+    """n images (n, C, H, W) in [-1, 1] of ``seeded_noise(n, seed, G.latent_dim)``, ``batch_size`` at a time."""
+    z = seeded_noise(n, seed, _latent_dim(G))                                   # (n, L, 1, 1)
     return torch.cat([sample(G, chunk) for chunk in z.split(batch_size)])     # (n, C, H, W) on the CPU
 
 
@@ -80,8 +76,7 @@ def interpolation_grid(G, n_rows: int = 4, n_steps: int = 8, seed: int = 0) -> t
 
 
 def widgets_available() -> bool:
-    """True when ipywidgets imports and a Jupyter kernel runs (Jupyter, Colab, Kaggle, nbclient); False in a
-    plain Python process or terminal IPython."""
+    """True in a notebook kernel (Jupyter, Colab, Kaggle, nbclient) with ipywidgets; False in a terminal."""
     try:
         import ipywidgets  # noqa: F401
         from IPython import get_ipython
@@ -90,22 +85,13 @@ def widgets_available() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None
 
 
-def _png(image: torch.Tensor, size: int) -> bytes:
-    """One (C, H, W) image in [-1, 1] -> PNG bytes, ``size`` px wide with nearest-neighbour pixels."""
-    from torchvision.transforms.functional import to_pil_image
-
-    pil = to_pil_image(image.add(1).div(2).clamp(0, 1))
-    buffer = io.BytesIO()
-    pil.resize((size, size * pil.height // pil.width), Image.Resampling.NEAREST).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None, size: int = 256):
-    """An ipywidgets box: sliders for seed A, seed B and t, and slerp(z_A, z_B, t) shown large between the two.
-    With ``static=True`` or no ipywidgets, a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
+def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None):
+    """Sliders for seed A, seed B and t (ipywidgets' ``interactive``) over the faces of z_A, slerp(z_A, z_B, t), z_B.
+    With ``static=True`` or no ipywidgets: a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
     static = not widgets_available() if static is None else static
     try:
         import ipywidgets as widgets
+        from IPython.display import display
     except ImportError:
         static = True
     if static:
@@ -116,45 +102,41 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
         fig.tight_layout()
         return fig
     latent_dim = _latent_dim(G)
-    seed_a = widgets.IntSlider(value=0, min=0, max=seed_max, description="seed A")
-    seed_b = widgets.IntSlider(value=1, min=0, max=seed_max, description="seed B")
-    t = widgets.FloatSlider(value=0.5, min=0, max=1, step=1 / max(1, n_steps - 1), description="t")
-    start, mix, end = (widgets.Image(format="png") for _ in range(3))
 
-    def redraw(_=None):
-        z0, z1 = seeded_noise(1, seed_a.value, latent_dim), seeded_noise(1, seed_b.value, latent_dim)
-        faces = sample(G, torch.cat([z0, slerp(z0, z1, t.value), z1]))           # (3, C, H, W)
-        for image, face, px in zip((start, mix, end), faces, (size // 2, size, size // 2)):
-            image.value = _png(face, px)
+    def redraw(seed_a=0, seed_b=1, t=0.5):
+        z0, z1 = seeded_noise(1, seed_a, latent_dim), seeded_noise(1, seed_b, latent_dim)
+        faces = sample(G, torch.cat([z0, slerp(z0, z1, t), z1]))                 # (3, C, H, W)
+        fig = show_images(faces, nrow=3, title=f"seed {seed_a}, t = {t:.2f} of the way to seed {seed_b}")
+        fig.set_size_inches(6, 2.4)
+        display(fig)                                                              # into the widget's output
+        plt.close(fig)
+        return faces
 
-    for slider in (seed_a, seed_b, t):
-        slider.observe(redraw, names="value")
-    redraw()
-    faces = widgets.HBox([start, mix, end], layout=widgets.Layout(align_items="center"))
-    return widgets.VBox([widgets.HBox([seed_a, seed_b, t]), faces])
+    return widgets.interactive(redraw, seed_a=(0, seed_max), seed_b=(0, seed_max),
+                               t=(0.0, 1.0, 1 / max(1, n_steps - 1)))
 
 
 def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
     """``IPython.display.HTML`` playing the grids of a ``Grids`` callback (or its ``.samples``), ``interval`` ms
-    each; a ``path`` ending in .gif also saves the film there. The figure is closed: no stray frame below."""
+    each; a ``path`` ending in .gif also saves the film there."""
     from IPython.display import HTML
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.animation import FuncAnimation
 
     samples = kept_grids(samples)
     if path is not None and not str(path).lower().endswith(".gif"):
         raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
-    grids = [image_grid(images, nrow) for _, images in samples]                     # each (H', W', 3) in [0, 1]
-    fig, ax = plt.subplots(figsize=(3, 3))
-    show_images(samples[0][1], nrow=nrow, title=f"step {samples[0][0]}", ax=ax)
+    fig = show_images(samples[0][1], nrow=nrow, size=3)
+    ax = fig.axes[0]
 
-    def draw(i):                          # swap the pixels only: no re-layout, no new artists per frame
-        ax.images[0].set_data(grids[i])
-        ax.set_title(f"step {samples[i][0]}", fontsize=10)
+    def draw(i):                          # swap the pixels and the title: no new artists per frame
+        step, images = samples[i]
+        ax.images[0].set_data(image_grid(images, nrow))
+        ax.set_title(f"step {step}", fontsize=10)
 
     try:
-        anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval, init_func=lambda: None)
+        anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval)
         if path is not None:
-            anim.save(str(path), writer=PillowWriter(fps=1000 / interval))
+            anim.save(str(path), writer="pillow", fps=1000 / interval)
         return HTML(anim.to_jshtml())
     finally:
-        plt.close(fig)
+        plt.close(fig)                    # the film only: no stray frame below it

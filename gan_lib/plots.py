@@ -7,11 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def _finish(fig, title: str | None, ax=None):
-    """Title ``ax`` (or, without one, the whole figure), lay the figure out and return it."""
-    if title and ax is not None:
-        ax.set_title(title)
-    elif title:
+def _finish(fig, title: str | None):
+    if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -30,8 +27,8 @@ def plot_curves(history: Mapping[str, Sequence[float]], panels: Mapping[str, Seq
             y = np.asarray(history[key], dtype=float)
             if 1 < smooth <= len(y):
                 y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")          # a moving average
-            x = (np.arange(len(history[key])) if xs is None else np.asarray(xs))[len(history[key]) - len(y):]
-            ax.plot(x, y, label=key, lw=1.2)
+            x = np.arange(len(history[key])) if xs is None else np.asarray(xs)
+            ax.plot(x[len(x) - len(y):], y, label=key, lw=1.2)                      # x of each window's end
         for value in (refs or {}).get(name, ()):
             ax.axhline(value, color="k", ls="--", lw=0.8)
         ax.set(title=name, xlabel=xlabel)
@@ -42,8 +39,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], panels: Mapping[str, Seq
 
 def plot_density_snapshots(snapshots: Mapping[int | str, np.ndarray], target_pdf: Callable[[np.ndarray], np.ndarray],
                            x_range: tuple[float, float], bins: int = 60, title: str | None = None):
-    """Histograms of generated 1-D samples over the target density, one panel (own y-axis) per key: an int key is
-    titled "step N", any other by itself (e.g. a model's name)."""
+    """Histograms of generated 1-D samples over the target density, one panel per key ("step N" for an int)."""
     xs = np.linspace(*x_range, 400)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), squeeze=False)
     for ax, (key, samples) in zip(axes[0], snapshots.items()):
@@ -58,7 +54,7 @@ def plot_density_snapshots(snapshots: Mapping[int | str, np.ndarray], target_pdf
 
 
 def image_grid(images, nrow: int) -> np.ndarray:
-    """(B, C, H, W) in [-1, 1] -> an (H', W', C) array in [0, 1] laid out by torchvision's make_grid."""
+    """(B, C, H, W) in [-1, 1] -> the first nrow**2 as one (H', W', C) array in [0, 1], by torchvision's make_grid."""
     from torchvision.utils import make_grid
 
     grid = make_grid(images.detach().float().cpu()[:nrow * nrow], nrow=nrow, normalize=True,
@@ -67,13 +63,12 @@ def image_grid(images, nrow: int) -> np.ndarray:
 
 
 def show_images(images, nrow: int = 8, title: str | None = None, ax=None, size: float = 4.0):
-    """Show the first ``nrow**2`` images of a (B, C, H, W) batch in [-1, 1] as one grid."""
+    """Show the first ``nrow**2`` images of a (B, C, H, W) batch in [-1, 1] as one grid, on ``ax`` or a new figure."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(image_grid(images, nrow), interpolation="nearest")
     ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10)
     return ax.figure
 
 
@@ -87,8 +82,8 @@ def kept_grids(samples) -> list:
 
 
 def plot_progress_strip(samples, nrow: int = 4, max_panels: int = 8, title: str | None = None):
-    """Side by side, up to ``max_panels`` grids of a ``Grids`` callback (or its ``.samples``), evenly spaced over
-    training and always including the last."""
+    """Up to ``max_panels`` grids of a ``Grids`` callback (or its ``.samples``) side by side, evenly spaced over
+    training, the last always included."""
     samples = kept_grids(samples)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(max_panels, len(samples))).round().astype(int))
     fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False)
@@ -108,9 +103,11 @@ def plot_class_histogram(fractions: Mapping[str, Sequence[float]], band: tuple[f
         ax.bar(np.arange(len(shares)) + (i - (len(fractions) - 1) / 2) * width, shares, width, label=name)
     if band:
         ax.axhspan(*band, color="green", alpha=0.08, label=f"{band[0]:.0%}-{band[1]:.0%}")
-    ax.set(xticks=range(len(shares)), xlabel="class predicted by the digit classifier", ylabel="share of samples")
+    ax.set(title=title, xticks=range(len(shares)), xlabel="class predicted by the digit classifier",
+           ylabel="share of samples")
     ax.legend(fontsize=8)
-    return _finish(fig, title, ax)
+    fig.tight_layout()
+    return fig
 
 
 def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str | None = None):
@@ -122,8 +119,9 @@ def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str 
         if norms.size == 0:
             raise ValueError(f"{name}: no gradient norms recorded; train with record_grad_norms=True.")
         ax.plot(np.arange(1, norms.shape[1] + 1), norms.mean(0), marker="o", label=name)
-    ax.set(yscale="log", xticks=np.arange(1, norms.shape[1] + 1), xlabel="critic layer (1 = input side)",
+    ax.set(title=title, yscale="log", xticks=np.arange(1, norms.shape[1] + 1), xlabel="critic layer (1 = input side)",
            ylabel="gradient norm")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    return _finish(fig, title, ax)
+    fig.tight_layout()
+    return fig

@@ -108,12 +108,13 @@ def test_latent_explorer_is_a_widget_or_degrades_to_a_figure(monkeypatch):
     assert isinstance(latent_explorer(G, static=None), Figure)         # no kernel here -> static
     box = latent_explorer(G, seed_max=10, static=False)
     assert isinstance(box, ipywidgets.Widget)
-    sliders = box.children[0].children
-    big = box.children[1].children[1]
-    before = big.value
-    assert before[:8] == b"\x89PNG\r\n\x1a\n"
-    sliders[2].value = 1.0                                             # t = 1: the end face
-    assert big.value != before
+    seed_a, seed_b, t = box.children[:3]
+    assert (seed_a.max, seed_b.value, t.value) == (10, 1, 0.5)
+    start = box.result                                                 # (3, C, H, W): A, the mix, B
+    assert torch.allclose(start[0], sample_seeded(G, 1, seed=0)[0], atol=1e-6)
+    t.value = 1.0                                                      # t = 1: the mix is face B
+    assert torch.allclose(box.result[1], start[2], atol=1e-5) and not torch.allclose(box.result[1], start[1])
+    assert len(matplotlib.pyplot.get_fignums()) == 2                   # the two static figures: redraws close theirs
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert isinstance(latent_explorer(G, static=False), Figure)        # ipywidgets missing -> static
     matplotlib.pyplot.close("all")

@@ -166,11 +166,14 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
         cb.on_start(loop)
     if run.scaler:
         scaler.load_state_dict(run.scaler)
-    models = _compiled(wrapped, loss.double_backward) if options.compile else wrapped
+    models = wrapped
+    if options.compile and loss.double_backward:   # compiled graphs lack double backward on some torch versions
+        warnings.warn("torch.compile skipped: the gradient penalty needs double backward.")
+    elif options.compile:
+        models = tuple(torch.compile(m) for m in wrapped)
     total = None if until is None else max(0, until - run.step)
     bar = tqdm(total=total, desc="training", unit="step", disable=not (options.progress and is_main()))
-    loop._clock = first = time.perf_counter()
-    images = 0
+    loop._clock = time.perf_counter()
     try:
         while (until is None or run.step < until) and loop.stop is None:
             # --- one step: D updates, then G updates ---
@@ -178,7 +181,6 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
             # --- record the step's numbers (none for an update the GradScaler skipped) ---
             run.step += 1
             run.results.clear()                        # scores of an earlier step no longer hold
-            images += options.d_steps * loop.real.shape[0]
             if loop.skipped:
                 run.fp16_skipped += 1
             else:
@@ -193,9 +195,8 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                 if run.step != done:                   # rolled back (Watch): the rest skip the restored step
                     break
             bar.update()
-            if options.progress and run.step % 50 == 0:
-                bar.set_postfix({"loss_d": f"{loop.numbers['loss_d']:.3f}", "loss_g": f"{loop.numbers['loss_g']:.3f}",
-                                 "img/s": f"{images / max(time.perf_counter() - first, 1e-9):,.0f}"})
+            if run.step % 50 == 0:
+                bar.set_postfix(loss_d=f"{loop.numbers['loss_d']:.3f}", loss_g=f"{loop.numbers['loss_g']:.3f}")
     except KeyboardInterrupt:                          # Checkpoints saves the last finished step
         _finish(loop, bar)
         raise TrainingInterrupted(loop) from None
@@ -251,15 +252,6 @@ def _update(model, opt, loss_value, scaler, grad_clip, norms_into: list | None =
     scaler.step(opt)
     scaler.update()
     return scaler.get_scale() < before                 # fp16: the scale drops when the update was skipped
-
-
-def _compiled(models, double_backward: bool):
-    """``torch.compile`` each model; the eager ones, with a warning, under a gradient penalty (double backward)."""
-    if double_backward:
-        warnings.warn("torch.compile skipped: the gradient penalty needs double backward, which compiled "
-                      "graphs do not support on some PyTorch versions.")
-        return models
-    return tuple(torch.compile(m) for m in models)
 
 
 def _finish(loop: Loop, bar) -> None:

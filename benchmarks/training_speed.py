@@ -154,7 +154,7 @@ def main() -> int:
     parser.add_argument("--data-workers", type=int, nargs="*", default=[],
                         help="also time the PIL DataLoader alone with these numbers of workers")
     parser.add_argument("--only", nargs="*", default=None, help="contender names to run (default all)")
-    parser.add_argument("--precision", default="auto", help="kit/fast's precision (default: fast.choose_precision)")
+    parser.add_argument("--precision", default="auto", help="kit/fast's precision (default: runtime.choose_precision)")
     parser.add_argument("--ablation", action="store_true", help="also time each part of the fast path alone")
     parser.add_argument("--epoch", action="store_true", help="also time one 71,314-image epoch on the fast path")
     args = parser.parse_args()

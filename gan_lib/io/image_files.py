@@ -1,6 +1,6 @@
 """Reading folders of images robustly: any file PIL opens, nested or flat, bad files counted with their reason
 (``FaceFolder``); copying a folder off a slow mount (``copy_to_local``); fetching the course's face sets.
-``gan_lib.images.load_faces`` picks the source."""
+``gan_lib.data.load_faces`` picks the source."""
 from __future__ import annotations
 
 import os

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gan_lib import data
+from gan_lib import data as gan_data
 from gan_lib.io import downloads
 from gan_lib.data import load_faces
 from gan_lib.io.image_files import FaceFolder, copy_to_local
@@ -105,7 +105,7 @@ def test_a_truncated_hw6_zip_is_fetched_again_not_reused(tmp_path, monkeypatch):
     data.mkdir()
     (data / "hw6-faces.zip").write_bytes(archive.read_bytes()[:len(archive.read_bytes()) // 2])
     assert not zipfile.is_zipfile(data / "hw6-faces.zip")
-    monkeypatch.setattr(data, "KNOWN_FACE_FOLDERS", ())
+    monkeypatch.setattr(gan_data, "KNOWN_FACE_FOLDERS", ())
     monkeypatch.setattr(downloads, "network_reachable", lambda *a, **k: True)
     monkeypatch.setattr(downloads, "HW6_FACES_URL", archive.as_uri())
     monkeypatch.setitem(sys.modules, "kagglehub", None)

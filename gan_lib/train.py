@@ -189,11 +189,9 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
                 if loop.grad_norms is not None:
                     run.history["grad_norms_d"].append(loop.grad_norms)
             # --- callbacks: watch, EMA, grids, evaluation, checkpoints, ... ---
-            loop.metrics, done = {}, run.step
+            loop.metrics = {}
             for cb in callbacks:
                 cb.on_step(loop)
-                if run.step != done:                   # rolled back (Watch): the rest skip the restored step
-                    break
             bar.update()
             if run.step % 50 == 0:
                 bar.set_postfix(loss_d=f"{loop.numbers['loss_d']:.3f}", loss_g=f"{loop.numbers['loss_g']:.3f}")

@@ -2,9 +2,7 @@
 
 ``train`` runs a ``Watch`` unless you pass your own. Each problem is said once per run (a resumed run too), as a
 warning and in ``run.warnings`` as ``[step, text]``. A NaN/inf loss raises ``TrainingDiverged`` before anything NaN
-is saved, or with ``Watch(on_nan="rollback")`` and ``Checkpoints`` puts the last good checkpoint back.
-
-    run = train(..., callbacks=[Watch(on_nan="rollback"), Checkpoints(folder)])
+is saved; after the fix, the same ``train`` call with ``Checkpoints`` resumes from the last good step.
 """
 from __future__ import annotations
 
@@ -25,11 +23,9 @@ class Watch(Callback):
     ``d_fake_below``; G has collapsed when, ``collapsed_for`` checks in a row (every ``every`` steps), its batch
     varies (per-pixel std) less than ``collapse_below`` times a real batch."""
 
-    def __init__(self, on_nan: str = "stop", every: int = 50, d_won_for: int = 200, d_real_above: float = 0.97,
-                 d_fake_below: float = 0.03, collapse_below: float = 0.1, collapsed_for: int = 3):
-        if on_nan not in ("stop", "rollback"):
-            raise ValueError(f"on_nan={on_nan!r}: choose 'stop' or 'rollback' (to the last good checkpoint).")
-        self.on_nan, self.every, self.d_won_for = on_nan, every, d_won_for
+    def __init__(self, every: int = 50, d_won_for: int = 200, d_real_above: float = 0.97, d_fake_below: float = 0.03,
+                 collapse_below: float = 0.1, collapsed_for: int = 3):
+        self.every, self.d_won_for = every, d_won_for
         self.d_real_above, self.d_fake_below = d_real_above, d_fake_below
         self.collapse_below, self.collapsed_for = collapse_below, collapsed_for
         self.said: set[str] = set()
@@ -42,7 +38,7 @@ class Watch(Callback):
             return
         why = self.non_finite(loop.run.step, loop.numbers, loop.reals)
         if why is not None:
-            self._diverged(why, loop)
+            raise TrainingDiverged(why + _last_good(loop, loop.run.step))
         self.check(loop.run.step, loop.run, loop.fake, loop.real)
 
     def on_start(self, loop: Loop) -> None:
@@ -57,18 +53,6 @@ class Watch(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.said, self._low_spread = set(state["said"]), int(state["low_spread"])
-
-    def _diverged(self, why: str, loop: Loop) -> None:
-        """Raise ``TrainingDiverged``, or (``on_nan="rollback"``) put the last good checkpoint back and end the call."""
-        from gan_lib.checkpoints import Checkpoints, restore
-        state, where = _last_good(loop.find(Checkpoints), loop.run.step, self.on_nan == "rollback")
-        if state is None or self.on_nan != "rollback":
-            raise TrainingDiverged(why + where)
-        restore(state, loop)
-        loop.stop = f"rolled back to step {loop.run.step}"
-        loop.run.warnings.append([loop.run.step, why])
-        warnings.warn(f"{why} Rolled back to the checkpoint of step {loop.run.step}: G, D, the optimisers and the "
-                      f"random state are as they were then; change the cause before training on.", stacklevel=4)
 
     @staticmethod
     def non_finite(step: int, numbers: dict[str, float], real: torch.Tensor | list | None = None) -> str | None:
@@ -115,28 +99,26 @@ class Watch(Callback):
                       f"rate or try WGAN-GP (lesson 04).", run)
 
 
-def _last_good(checkpoints, step: int, rollback: bool) -> tuple[dict | None, str]:
-    """The checkpoint to go back to after a NaN at ``step`` (``load()``'s choice when rolling back, else last.pt), or
-    None when it is missing, unreadable, not older or NaN itself; and a sentence saying which."""
-    from gan_lib.checkpoints import CheckpointError, load_checkpoint
+def _last_good(loop, step: int) -> str:
+    """A sentence on whether the run's last.pt is good to resume from after a NaN at ``step`` ("" without
+    ``Checkpoints``)."""
+    from gan_lib.checkpoints import CheckpointError, Checkpoints, load_checkpoint
+    checkpoints = loop.find(Checkpoints)
     if checkpoints is None:
-        return None, ""
+        return ""
     folder = checkpoints.folder
     try:
-        state = checkpoints.load() if rollback else load_checkpoint(folder / "last.pt")
+        state = load_checkpoint(folder / "last.pt")
     except FileNotFoundError:
-        state = None
+        return f" There is no checkpoint to go back to: none was saved in {folder} before step {step}."
     except CheckpointError as error:
-        return None, f" There is no good checkpoint to go back to: {error}"
-    if state is None:
-        return None, f" There is no checkpoint to go back to: none was saved in {folder} before step {step}."
-    saved = state.get("step", -1)
-    if saved >= step:
-        return None, (f" There is no good checkpoint to go back to: the one in {folder} is of step {saved}, not "
-                      f"from before step {step} (another run in the same folder saved it).")
+        return f" There is no good checkpoint to go back to: {error}"
+    if state.get("step", -1) >= step:
+        return (f" There is no good checkpoint to go back to: the one in {folder} is of step {state.get('step')}, "
+                f"not from before step {step} (another run in the same folder saved it).")
     bad = [f"{part}.{name}" for part in ("G", "D") for name, value in state.get(part, {}).items()
            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
     if bad:
-        return None, (f" There is no good checkpoint to go back to: the one in {folder} (step {saved}) already "
-                      f"holds NaN/inf weights ({', '.join(bad[:3])}), so start again after the fix.")
-    return state, f" Nothing NaN was saved: the last checkpoint in {folder} (step {saved}) is still good."
+        return (f" There is no good checkpoint to go back to: the one in {folder} (step {state['step']}) already "
+                f"holds NaN/inf weights ({', '.join(bad[:3])}), so start again after the fix.")
+    return f" Nothing NaN was saved: the last checkpoint in {folder} (step {state['step']}) is still good."

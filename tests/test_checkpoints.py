@@ -1,5 +1,5 @@
 """Checkpoints: exact resumes through train, safe and clear loading, best/last bookkeeping, settings, NaN and
-rollback, and saves that survive SIGKILL."""
+a resume after a NaN, and saves that survive SIGKILL."""
 import math
 import os
 import pickle
@@ -557,7 +557,7 @@ def test_a_keep_best_by_the_evaluation_does_not_return_is_refused_naming_what_it
 
 class NaNAt(NonSaturatingLoss):
     """BCE that is NaN at D update number ``bad`` (a learning rate blowing up, say); ``once``: only that time (a
-    passing fault). The count lives outside the loss's state, so a rollback does not replay it."""
+    passing fault). The count lives outside the loss's state, so a resumed run does not replay it."""
 
     def __init__(self, bad, once=False):
         super().__init__()
@@ -586,19 +586,18 @@ def test_nan_stops_before_anything_nan_is_saved(tmp_path):
     assert not torch.isfinite(parts[1][0].weight).all()                      # D itself did turn NaN
 
 
-def test_a_rollback_after_a_passing_nan_goes_on_as_if_it_never_happened(tmp_path):
-    """Watch(on_nan="rollback") puts step 4's checkpoint back (weights, optimisers, callbacks, random state); the
-    other callbacks do not see the restored step again (no second EMA update, no repeated grid), so the run then
-    trains on exactly as one that never met the NaN."""
+def test_resuming_after_a_passing_nan_goes_on_as_if_it_never_happened(tmp_path):
+    """After TrainingDiverged, the same call again resumes from step 4's checkpoint (weights, optimisers, callbacks,
+    random state) and trains on exactly as a run that never met the NaN."""
     straight_parts = _models(0)
     straight = _run(straight_parts, 8, tmp_path / "straight", every=2)
     parts = _models(0)
-    with pytest.warns(UserWarning, match=r"diverged at step 5: loss_d = nan.*Rolled back to the checkpoint of step 4"):
-        run = train(*parts[:4], _batches(), NaNAt(5, once=True), _noise, 8, options=QUIET,
-                    callbacks=[*parts[4], Watch(on_nan="rollback"), Checkpoints(tmp_path / "nan", every=2)])
-        if run.step < 8:                             # a Watch that ends the call at the rolled-back step: go on
-            run = train(*parts[:4], _batches(), NonSaturatingLoss(), _noise, 8, options=QUIET, run=run,
-                        callbacks=[*parts[4], Watch(on_nan="rollback"), Checkpoints(tmp_path / "nan", every=2)])
-    assert run.step == 8 and [step for step, _ in run.warnings] == [4]
+    loss = NaNAt(5, once=True)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5: loss_d = nan.*\(step 4\) is still good"):
+        train(*parts[:4], _batches(), loss, _noise, 8, options=QUIET,
+              callbacks=[*parts[4], Checkpoints(tmp_path / "nan", every=2)])
+    run = train(*parts[:4], _batches(), loss, _noise, 8, options=QUIET,
+                callbacks=[*parts[4], Checkpoints(tmp_path / "nan", every=2)])
+    assert run.step == 8 and run.resumed_from == 4 and run.warnings == []
     assert run.history == straight.history and [s for s, _ in parts[4][2].samples] == [2, 4, 6, 8]
     _assert_same_run(straight_parts, parts)

@@ -1,4 +1,4 @@
-"""Divergence: NaN stops (or rolls back) before anything NaN is saved; D winning and G collapsing are said once,
+"""Divergence: NaN stops before anything NaN is saved; D winning and G collapsing are said once,
 also across a resumed or continued run (what was said is part of the run's state)."""
 import math
 import warnings
@@ -54,25 +54,10 @@ def test_nan_stops_training_in_plain_words_and_saves_nothing_nan(tmp_path):
     assert saved["step"] == 4 and all(torch.isfinite(t).all() for t in saved["G"].values())
 
 
-def test_nan_rolls_back_to_the_last_good_checkpoint_when_asked(tmp_path):
-    G, D, opt_g, opt_d = _gan()
-    with pytest.warns(UserWarning, match="Rolled back to the checkpoint of step 4"):
-        run = train(G, D, opt_g, opt_d, _batches(), NaNFrom(bad=6), _noise, 10, options=QUIET,
-                    callbacks=[Checkpoints(tmp_path, every=2), Watch(on_nan="rollback")])
-    assert run.step == 4 and len(run.history["loss_d"]) == 4 and run.warnings[-1][0] == 4
-    saved = load_checkpoint(tmp_path / "last.pt")
-    assert all(torch.equal(p, saved["G"][name]) for name, p in G.state_dict().items())     # weights put back
-    assert all(torch.isfinite(p).all() for p in [*G.parameters(), *D.parameters()])
-    with pytest.raises(TrainingDiverged, match="diverged at step 1"):                        # nothing to roll back to
-        train(*_gan(), _batches(), NaNFrom(bad=1), _noise, 3, options=QUIET, callbacks=[Watch(on_nan="rollback")])
-
-
 def test_non_finite_names_every_bad_number():
     assert Watch.non_finite(3, {"loss_d": 0.5, "loss_g": 1.0}) is None
     said = Watch.non_finite(7, {"loss_d": math.inf, "loss_g": 1.0, "D(x)": math.nan})
     assert said.startswith("training diverged at step 7: loss_d = inf, D(x) = nan.")
-    with pytest.raises(ValueError, match="choose 'stop' or 'rollback'"):
-        Watch(on_nan="ignore")
 
 
 def test_a_discriminator_that_has_won_is_said_once():
@@ -170,18 +155,16 @@ class Poison(Callback):
                 loop.D[0].weight.fill_(float("nan"))
 
 
-def test_a_checkpoint_that_already_holds_nan_weights_is_not_called_good_nor_rolled_back_to(tmp_path):
-    for on_nan in ("stop", "rollback"):
-        G, D, opt_g, opt_d = _gan()
-        folder = tmp_path / on_nan
-        with pytest.raises(TrainingDiverged) as info:
-            train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), _noise, 10, options=QUIET,
-                  callbacks=[Checkpoints(folder, every=2), Watch(on_nan=on_nan), Poison()])
-        said = str(info.value)
-        assert said.startswith("training diverged at step 5:") and "still good" not in said, said
-        assert said.endswith(f"the one in {folder} (step 4) already holds NaN/inf weights (D.0.weight), so start "
-                             f"again after the fix."), said
-        assert load_checkpoint(folder / "last.pt")["step"] == 4
+def test_a_checkpoint_that_already_holds_nan_weights_is_not_called_good(tmp_path):
+    G, D, opt_g, opt_d = _gan()
+    with pytest.raises(TrainingDiverged) as info:
+        train(G, D, opt_g, opt_d, _batches(), NonSaturatingLoss(), _noise, 10, options=QUIET,
+              callbacks=[Checkpoints(tmp_path, every=2), Poison()])
+    said = str(info.value)
+    assert said.startswith("training diverged at step 5:") and "still good" not in said, said
+    assert said.endswith(f"the one in {tmp_path} (step 4) already holds NaN/inf weights (D.0.weight), so start "
+                         f"again after the fix."), said
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 4
 
 
 def _nan_data(at_batch):

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lib.io.files import (NAMES, CheckpointError, load_checkpoint, load_newest, rng_state, save_checkpoint,
-                              set_rng_state)
+from gan_lib.io.files import CheckpointError, load_checkpoint, load_newest, rng_state, save_checkpoint, set_rng_state
 from gan_lib.train import Callback, Loop, Run
 from gan_lib.trainer.distributed import is_main as is_main_rank
 
@@ -84,7 +83,6 @@ class Checkpoints(Callback):
     every_seconds also save after this many seconds of training since the last save; None: by steps only
     """
 
-    NAMES = NAMES
     order = 10                                 # after every other callback: it saves what they updated
     RESTART = "set RESUME = False to train from scratch in this one"    # the way out a refusal names (a notebook's)
 
@@ -127,7 +125,7 @@ class Checkpoints(Callback):
         if self.every_seconds is not None:
             loop.tick()                        # run.seconds up to now
         late = self.every_seconds is not None and run.seconds - self._saved_at[1] >= self.every_seconds
-        if is_main_rank() and (self.due(run.step) or loop.metrics or late):
+        if is_main_rank() and (run.step % self.every == 0 or loop.metrics or late):
             with loop.paused():
                 self.save(training_state(loop), **loop.metrics)
             self._saved_at = (run.step, run.seconds)
@@ -156,10 +154,6 @@ class Checkpoints(Callback):
         changed = [key for key in sorted(set(saved) | set(self.settings))   # None is unset: a setting added later
                    if saved.get(key) != self.settings.get(key)]
         return [f"{key} {saved.get(key, '(unset)')!r} -> {self.settings.get(key, '(unset)')!r}" for key in changed]
-
-    def due(self, step: int) -> bool:
-        """True every ``every`` steps: ``if manager.due(step): manager.save(...)``."""
-        return step > 0 and step % self.every == 0
 
     def best(self) -> float | None:
         """The best value of ``keep_best_by`` saved so far (read from best.pt after a restart), or None."""

@@ -38,6 +38,7 @@ from torchvision.utils import save_image
 from gan_lib.callbacks import Grids
 from gan_lib.checkpoints import FORMAT, CheckpointError, Checkpoints, load_checkpoint
 from gan_lib.data import ImageBatches, load_faces
+from gan_lib.io.files import NAMES
 from gan_lib.recipes import RECIPES, WGAN_VARIANTS, build
 from gan_lib.runtime import configure_device, seed_everything
 from gan_lib.train import Callback, Run, train
@@ -168,7 +169,7 @@ def _check_out(out: Path, resume: bool) -> None:
     """Refuse an --out that is a file, or (without --resume) one that already holds a run's checkpoints."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a folder: pass the folder the run should go into.")
-    held = [name for name in Checkpoints.NAMES if (out / "checkpoints" / name).exists()]
+    held = [name for name in NAMES if (out / "checkpoints" / name).exists()]
     if held and not resume:
         raise FileExistsError(f"{out} already holds a run (checkpoints/{', '.join(held)}): add --resume to continue "
                               f"it, or pick another --out.")

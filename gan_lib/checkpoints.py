@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from gan_lib.io.files import CheckpointError, load_checkpoint, load_newest, rng_state, save_checkpoint, set_rng_state
-from gan_lib.train import Callback, Loop, Run
+from gan_lib.train import Callback, Loop, Run, stateful
 from gan_lib.trainer.distributed import is_main as is_main_rank
 
 FORMAT = 2                                     # bump when the layout of training_state() changes
@@ -25,15 +25,10 @@ FORMAT = 2                                     # bump when the layout of trainin
 __all__ = ["CheckpointError", "Checkpoints", "load_checkpoint", "restore", "save_checkpoint", "training_state"]
 
 
-def _stateful(callbacks) -> list:
-    """The callbacks that keep a state (those that override ``state_dict``)."""
-    return [cb for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
-
-
 def training_state(loop: Loop) -> dict:
     """All the run needs to go on exactly: weights, optimisers, data, loss, the ``Run``, the random state."""
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
-    loop.run.callbacks = {cb.name: cb.state_dict() for cb in _stateful(loop.callbacks)}
+    loop.run.callbacks = {cb.name: cb.state_dict() for cb in stateful(loop.callbacks)}
     state_of = lambda obj: obj.state_dict() if hasattr(obj, "state_dict") else {}   # noqa: E731
     return {"format": FORMAT, "torch_version": str(torch.__version__), "step": loop.run.step,
             "G": loop.G.state_dict(), "D": loop.D.state_dict(),
@@ -58,7 +53,7 @@ def restore(state: dict, loop: Loop) -> Run:
         if state[key] and hasattr(obj, "load_state_dict"):
             obj.load_state_dict(state[key])
     loop.run.load_state_dict(state["run"])
-    given, saved = {cb.name: cb for cb in _stateful(loop.callbacks)}, loop.run.callbacks
+    given, saved = {cb.name: cb for cb in stateful(loop.callbacks)}, loop.run.callbacks
     if missing := sorted(set(given) - set(saved)):           # saved without them, or by an older version
         warnings.warn(f"the checkpoint holds no callback state for {missing} (it has {sorted(saved)}): they keep "
                       f"their current state, so the run will not repeat the original exactly.", stacklevel=2)

@@ -71,8 +71,13 @@ class Callback:
     def on_start(self, loop: "Loop") -> None: ...
     def on_step(self, loop: "Loop") -> None: ...       # after every step; set loop.stop = "why" to end the call
     def on_end(self, loop: "Loop") -> None: ...        # also after Ctrl-C (not after an exception)
-    def state_dict(self) -> dict: return {}
+    def state_dict(self) -> dict: return {}            # kept in run.callbacks (and so in every checkpoint)
     def load_state_dict(self, state: dict) -> None: ...
+
+
+def stateful(callbacks) -> list:
+    """The callbacks that keep a state (those that override ``state_dict``)."""
+    return [cb for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
 
 
 @dataclass
@@ -160,7 +165,10 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     loop = Loop(G, D, opt_g, opt_d, batches, loss, noise, options, run, callbacks, scaler, until, device,
                 {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision])
 
-    # --- restore: Checkpoints (last in order, first here) loads a saved run ---
+    # --- restore: a continued Run's callback states, or Checkpoints (last in order, first here) loads a saved run ---
+    for cb in stateful(callbacks) if run.step else ():
+        if cb.name in run.callbacks:
+            cb.load_state_dict(run.callbacks[cb.name])
     loop._clock = time.perf_counter()
     for cb in reversed(callbacks):
         cb.on_start(loop)
@@ -257,5 +265,6 @@ def _finish(loop: Loop, bar) -> None:
     bar.close()
     loop.tick()
     loop.run.scaler = loop.scaler.state_dict() if loop.scaler.is_enabled() else {}
+    loop.run.callbacks.update({cb.name: cb.state_dict() for cb in stateful(loop.callbacks)})
     for cb in reversed(loop.callbacks):               # Checkpoints first: saved even if a later one fails
         cb.on_end(loop)

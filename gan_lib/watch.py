@@ -41,13 +41,6 @@ class Watch(Callback):
             raise TrainingDiverged(why + _last_good(loop, loop.run.step))
         self.check(loop.run.step, loop.run, loop.fake, loop.real)
 
-    def on_start(self, loop: Loop) -> None:
-        if not self.said and self.name in loop.run.callbacks:    # a Run continued with run=: what it said
-            self.load_state_dict(loop.run.callbacks[self.name])
-
-    def on_end(self, loop: Loop) -> None:
-        loop.run.callbacks[self.name] = self.state_dict()        # kept in the Run for its next call
-
     def state_dict(self) -> dict:
         return {"said": sorted(self.said), "low_spread": self._low_spread}
 

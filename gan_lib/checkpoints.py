@@ -1,11 +1,10 @@
 """Runs that survive a disconnected Colab or Kaggle session: the ``Checkpoints`` callback and what it saves.
 
-    ckpt = Checkpoints("/content/drive/MyDrive/dcgan", every=500, keep_best_by="kid_mean",
-                       settings={"lr": 2e-4, "batch": 128, "loss": "bce"})      # a run with other values is refused
+    ckpt = Checkpoints("/content/drive/MyDrive/dcgan", every=500, keep_best_by="kid_mean", settings={"lr": 2e-4})
     run = train(G, D, opt_g, opt_d, batches, loss, noise, until=6000, callbacks=[ema, ckpt])
 
-A session's first ``train`` call loads the folder's newest good checkpoint, and the run goes on bit for bit. Only
-plain values are written, so ``torch.load(weights_only=True)`` reads them back and a stranger's file runs no code.
+A session's first ``train`` call loads the newest good checkpoint (a run saved with other settings is refused) and
+the run goes on bit for bit. Only plain values are written: ``torch.load(weights_only=True)`` reads them back.
 """
 from __future__ import annotations
 

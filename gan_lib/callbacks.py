@@ -1,5 +1,5 @@
 """What ``train`` does around the steps, one callback each (``Watch``, ``Checkpoints`` and ``LiveView`` have their
-own modules). Each keeps its state in ``state_dict()``, which ``Checkpoints`` saves and puts back on resume.
+own modules); each one's ``state_dict()`` is kept in the run and its checkpoints.
 
     ema = EMA(G, ema_decay(10_000, batch))     # sample from ema.module
     callbacks = [ema, Grids(noise(64), every=500, model=ema), Evaluate(score, every=1000), Budget(600)]
@@ -49,7 +49,7 @@ class EMA(Callback):
         get_ema_multi_avg_fn(decay)(ema_params, params, n_averaged)
 
     @property
-    def module(self) -> torch.nn.Module:
+    def module(self) -> torch.nn.Module:               # the averaged G
         return self.model.module
 
     def on_step(self, loop: Loop) -> None:

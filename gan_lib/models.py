@@ -53,8 +53,7 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """image (B, *image_shape) -> one logit (B, 1); dropout keeps D from memorising."""
 
-    def __init__(self, hidden: tuple[int, ...] = (1024, 512, 256), image_shape: tuple[int, ...] = (1, 28, 28),
-                 dropout: float = 0.3):
+    def __init__(self, hidden: tuple[int, ...], image_shape: tuple[int, ...], dropout: float):
         super().__init__()
         layers, width = [], math.prod(image_shape)
         for h in hidden:                                   # (B, width) -> (B, h)
@@ -91,7 +90,7 @@ NORMS = {"batch": nn.BatchNorm2d,
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN paper's init, for ``model.apply(dcgan_init)``: weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    """The DCGAN paper's init for ``model.apply(dcgan_init)``: weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and module.weight is not None:
@@ -109,8 +108,7 @@ def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim, 1, 1) -> image (B, 3, S, S) in [-1, 1], S = 64 or 96: transposed convs take
-    4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> w; BatchNorm + ReLU between, Tanh out."""
+    """z (B, latent_dim, 1, 1) -> image (B, 3, S, S) in [-1, 1]: 4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> w."""
 
     def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64):
         super().__init__()
@@ -129,8 +127,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, 3, S, S) -> one logit (B, 1), the mirror of G: S -> 32 -> 16 -> 8 -> 4 as the width doubles
-    w -> 8w; LeakyReLU(0.2), ``norm`` between the inner convs (not "batch" for a WGAN-GP critic)."""
+    """image (B, 3, S, S) -> one logit (B, 1), G's mirror: S -> 32 -> 16 -> 8 -> 4 as the width doubles w -> 8w."""
 
     def __init__(self, image_size: int = 64, width: int = 64, norm: str | None = "batch"):
         super().__init__()
@@ -159,8 +156,7 @@ def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_widt
 
 
 def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.Sequential, nn.Sequential]:
-    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to 4x4, transposed
-    convs, no BatchNorm. It trains worse and less stably than ``dcgan``. D returns logits (B, 1)."""
+    """The model a student writes first (lesson 03's "seed 000"): no BatchNorm, so it trains worse than ``dcgan``."""
     kernel, stride, padding = _edge_layer(image_size)
     G = nn.Sequential(
         nn.Flatten(),                                              # (B, 100)

@@ -32,18 +32,16 @@ def count_parameters(model: nn.Module) -> int:
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) -> image (B, *image_shape) in [-1, 1] through fully connected layers."""
 
-    def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512, 1024),
-                 image_shape: tuple[int, ...] = (1, 28, 28), batchnorm: bool = True):
+    def __init__(self, latent_dim: int, hidden: tuple[int, ...], image_shape: tuple[int, ...], batchnorm: bool):
         super().__init__()
         self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
-        layers, width = [], latent_dim
-        for i, h in enumerate(hidden):                     # (B, width) -> (B, h)
-            layers.append(nn.Linear(width, h))
+        layers, widths = [], [latent_dim, *hidden]
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):      # (B, c_in) -> (B, c_out)
+            layers.append(nn.Linear(c_in, c_out))
             if batchnorm and i > 0:                        # not on the first layer, as in DCGAN
-                layers.append(nn.BatchNorm1d(h))
+                layers.append(nn.BatchNorm1d(c_out))
             layers.append(nn.LeakyReLU(0.2))
-            width = h
-        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]   # (B, 784), in [-1, 1]
+        layers += [nn.Linear(widths[-1], math.prod(image_shape)), nn.Tanh()]   # (B, 784), in [-1, 1]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -55,13 +53,12 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, hidden: tuple[int, ...], image_shape: tuple[int, ...], dropout: float):
         super().__init__()
-        layers, width = [], math.prod(image_shape)
-        for h in hidden:                                   # (B, width) -> (B, h)
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+        layers, widths = [], [math.prod(image_shape), *hidden]
+        for c_in, c_out in zip(widths, widths[1:]):        # (B, c_in) -> (B, c_out)
+            layers += [nn.Linear(c_in, c_out), nn.LeakyReLU(0.2)]
             if dropout:
                 layers.append(nn.Dropout(dropout))
-            width = h
-        layers.append(nn.Linear(width, 1))                 # (B, 1) logit
+        layers.append(nn.Linear(widths[-1], 1))            # (B, 1) logit
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,8 +68,8 @@ class MLPDiscriminator(nn.Module):
 def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256),
             image_shape=(1, 28, 28), d_dropout: float = 0.3, g_batchnorm: bool = True):
     """The lesson-02 pair (G, D) for MNIST-sized images; ``d_dropout=0`` turns D's dropout off."""
-    return (MLPGenerator(latent_dim, tuple(g_hidden), image_shape, g_batchnorm),
-            MLPDiscriminator(tuple(d_hidden), image_shape, d_dropout))
+    return (MLPGenerator(latent_dim, g_hidden, image_shape, g_batchnorm),
+            MLPDiscriminator(d_hidden, image_shape, d_dropout))
 
 
 # ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)

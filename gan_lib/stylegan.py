@@ -2,9 +2,8 @@
 
     G, D = stylegan(image_size=64, latent_dim=128, width=32)     # G(z) -> (B, 3, 64, 64); D(x) -> (B, 1) logits
 
-G (Karras et al., 2020): a mapping network turns z into a style w; modulated 3x3 convs with noise inputs upsample
-a learned 4x4 constant, each resolution adding its to-RGB output. D: residual blocks, minibatch stddev, two linears.
-Weights use the equalised learning rate (stored ~N(0, 1), times 1/sqrt(fan_in)): train with Adam 2e-3, betas (0, 0.99).
+G (Karras et al., 2020): a mapping network, modulated convs with noise inputs on a learned 4x4 constant, to-RGB skips.
+D: residual blocks, minibatch stddev. Equalised learning rate throughout: train with Adam 2e-3, betas (0, 0.99).
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_lib.models import _as_latent
+
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """LeakyReLU(0.2) times sqrt(2), which keeps the signal's variance through the layer."""
@@ -50,22 +50,19 @@ class EqualConv2d(nn.Conv2d):
 
 
 class ModulatedConv(nn.Module):
-    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H', W'): the style s = affine(w) (B, c_in) scales the input
-    channels; ``demodulate`` divides output channel o by sqrt(sum_{i,k} (W[o,i,k] s_i)^2), its std for unit input.
-    Scale -> conv -> rescale equals StyleGAN2's per-sample weights W * s[b] / norm, without a grouped conv."""
+    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H, W): the style s = affine(w) scales the input channels;
+    ``demodulate`` divides each output channel by its std for unit input: StyleGAN2's W * s / norm, no grouped conv."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True, up: bool = False):
+    def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k))
         self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)                    # styles start at 1
-        self.scale, self.demodulate, self.up, self.padding = 1 / math.sqrt(c_in * k * k), demodulate, up, k // 2
+        self.scale, self.demodulate, self.padding = 1 / math.sqrt(c_in * k * k), demodulate, k // 2
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         s = self.affine(w)                                                       # (B, c_in)
         weight = self.weight * self.scale                                        # (c_out, c_in, k, k)
-        if self.up:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)   # (B, c_in, 2H, 2W)
-        x = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)    # (B, c_out, H', W')
+        x = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)    # (B, c_out, H, W)
         if self.demodulate:
             norm = (weight.square().sum(dim=(2, 3))[None] * s.square()[:, None]).sum(2)    # (B, c_out)
             x = x * torch.rsqrt(norm + 1e-8)[:, :, None, None]
@@ -76,9 +73,9 @@ class StyleLayer(nn.Module):
     """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU. The noise is fresh
     in training; in eval mode a fixed seeded map (StyleGAN2-ADA's ``noise_mode='const'``): one z, one image."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool = False, seed: int = 0):
+    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, seed: int = 0):
         super().__init__()
-        self.conv = ModulatedConv(c_in, c_out, 3, w_dim, up=up)
+        self.conv = ModulatedConv(c_in, c_out, 3, w_dim)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(1, c_out, 1, 1))
         const = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
@@ -123,7 +120,7 @@ class StyleGenerator(nn.Module):
         sizes = list(ch)
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))
         self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim, 4), ToRGB(ch[4], w_dim)
-        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, b, up=True, seed=2 * i + 1),
+        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, b, seed=2 * i + 1),
                                                    StyleLayer(ch[b], ch[b], w_dim, b, seed=2 * i + 2),
                                                    ToRGB(ch[b], w_dim)])
                                     for i, (a, b) in enumerate(zip(sizes, sizes[1:])))
@@ -133,8 +130,9 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8))   # pixel norm, then (B, w_dim)
         x = self.first(self.const.expand(len(z), -1, -1, -1), w)                 # (B, 8w, 4, 4)
         rgb = self.first_rgb(x, w)                                               # (B, 3, 4, 4)
-        for up_layer, layer, to_rgb in self.blocks:                              # each doubles H and W
-            x = layer(up_layer(x, w), w)
+        for layer1, layer2, to_rgb in self.blocks:                               # each doubles H and W
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = layer2(layer1(x, w), w)
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + to_rgb(x, w)
         return rgb if self.training else rgb.clamp(-1, 1)                        # (B, 3, S, S)
 

@@ -54,7 +54,7 @@ class DiffAugment:
         if not set(self.ops) <= OPS.keys() or not 0.0 <= p <= 1.0:
             raise ValueError(f"policy={policy!r}, p={p}: use ops from {', '.join(OPS)} (comma-separated) and "
                              f"a probability p in [0, 1].")
-        self.policy, self.p = policy, p
+        self.p = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0 or not self.ops:
@@ -66,6 +66,3 @@ class DiffAugment:
             return y
         chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p             # (B, 1, 1, 1)
         return torch.where(chosen, y, x)
-
-    def __repr__(self) -> str:
-        return f"DiffAugment({self.policy!r}, p={self.p})"

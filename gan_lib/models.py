@@ -28,7 +28,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- MLP (lesson 02)
-
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) -> image (B, *image_shape) in [-1, 1] through fully connected layers."""
 
@@ -73,7 +72,6 @@ def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256)
 
 
 # ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)
-
 def _edge_layer(image_size: int) -> tuple[int, int, int]:
     """(kernel, stride, padding) between 32x32 and the image: PyTorch's DCGAN tutorial (64), pytorch-book (96 px)."""
     if image_size not in (64, 96):
@@ -97,11 +95,10 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """(B, latent_dim) or (B, latent_dim, 1, 1) -> (B, latent_dim, 1, 1)."""
     if z.dim() not in (2, 4) or math.prod(z.shape[1:]) != latent_dim:
         raise ValueError(f"latent input of shape {tuple(z.shape)} does not fit: pass (B, {latent_dim}) or "
                          f"(B, {latent_dim}, 1, 1), e.g. gaussian_noise(B, {latent_dim}).")
-    return z.reshape(len(z), latent_dim, 1, 1)
+    return z.reshape(len(z), latent_dim, 1, 1)                 # (B, latent_dim) or (B, latent_dim, 1, 1) -> 4-d
 
 
 class DCGANGenerator(nn.Module):

@@ -22,7 +22,7 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
 
 
 class EqualLinear(nn.Module):
-    """Linear layer with the equalised learning rate; ``lr_mul`` slows it down (0.01 in the mapping network)."""
+    """Equalised learning rate: weights ~N(0, 1), used times 1/sqrt(fan_in); ``lr_mul`` < 1 slows it (mapping: 0.01)."""
 
     def __init__(self, c_in: int, c_out: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
         super().__init__()

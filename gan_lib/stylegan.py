@@ -131,7 +131,7 @@ class StyleGenerator(nn.Module):
         x = self.first(self.const.expand(len(z), -1, -1, -1), w)                 # (B, 8w, 4, 4)
         rgb = self.first_rgb(x, w)                                               # (B, 3, 4, 4)
         for layer1, layer2, to_rgb in self.blocks:                               # each doubles H and W
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)   # (B, C, 2H, 2W)
             x = layer2(layer1(x, w), w)
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + to_rgb(x, w)
         return rgb if self.training else rgb.clamp(-1, 1)                        # (B, 3, S, S)

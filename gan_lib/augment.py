@@ -2,9 +2,8 @@
 
     loss = Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", p=0.2))
 
-D sees only augmented images, real and fake, and every op is differentiable, so G's gradient flows through it.
-Each image is augmented with probability ``p`` (each op with its own random draw): a small ``p`` suits 10k+
-images, ``p=1`` is the paper's setting for 100-1,000.
+D sees only augmented images, real and fake; every op is differentiable, so G's gradient flows through it.
+A small ``p`` suits 10k+ images, ``p=1`` (the paper's setting) 100-1,000.
 """
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to ``ratio`` of its size in x and y (whole pixels), filling with zeros."""
     B, _, H, W = x.shape
     shift = torch.randint(-int(H * ratio), int(H * ratio) + 1, (B, 2), device=x.device)  # (B, 2) pixels
-    theta = torch.zeros(B, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).repeat(B, 1, 1)          # (B, 2, 3), the identity
     theta[:, :, 2] = -2 * shift.to(x.dtype) / torch.tensor([W, H], device=x.device, dtype=x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)                 # (B, H, W, 2)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
@@ -53,11 +51,10 @@ class DiffAugment:
 
     def __init__(self, policy: str = "color,translation,cutout", p: float = 1.0):
         self.ops = [name.strip() for name in policy.split(",") if name.strip()]
-        unknown = [name for name in self.ops if name not in OPS]
-        if unknown or not 0.0 <= p <= 1.0:
+        if not set(self.ops) <= OPS.keys() or not 0.0 <= p <= 1.0:
             raise ValueError(f"policy={policy!r}, p={p}: use ops from {', '.join(OPS)} (comma-separated) and "
                              f"a probability p in [0, 1].")
-        self.policy, self.p = policy, p
+        self.p = p
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0 or not self.ops:
@@ -69,6 +66,3 @@ class DiffAugment:
             return y
         chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < self.p             # (B, 1, 1, 1)
         return torch.where(chosen, y, x)
-
-    def __repr__(self) -> str:
-        return f"DiffAugment({self.policy!r}, p={self.p})"

@@ -1,9 +1,7 @@
-"""Model factories, one per family, returning plain ``nn.Module`` s a student can print and read.
+"""Model factories returning plain ``nn.Module`` s to print and read. Every D returns logits (no sigmoid).
 
     G, D = mlp_gan(latent_dim=100)                  # lesson 02: MNIST, 28x28
     G, D = dcgan(image_size=64, latent_dim=100)     # lessons 03-04: anime faces, 64 or 96 px
-
-Every D returns *logits* (no sigmoid): the losses use ``BCEWithLogits``, and the WGAN critic needs raw scores.
 """
 from __future__ import annotations
 
@@ -30,24 +28,19 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- MLP (lesson 02)
-
 class MLPGenerator(nn.Module):
     """z (B, latent_dim) -> image (B, *image_shape) in [-1, 1] through fully connected layers."""
 
-    def __init__(self, latent_dim: int = 100, hidden: tuple[int, ...] = (256, 512, 1024),
-                 image_shape: tuple[int, ...] = (1, 28, 28), dropout: float = 0.0, batchnorm: bool = True):
+    def __init__(self, latent_dim: int, hidden: tuple[int, ...], image_shape: tuple[int, ...], batchnorm: bool):
         super().__init__()
         self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
-        layers, width = [], latent_dim
-        for i, h in enumerate(hidden):                     # (B, width) -> (B, h)
-            layers.append(nn.Linear(width, h))
+        layers, widths = [], [latent_dim, *hidden]
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])):      # (B, c_in) -> (B, c_out)
+            layers.append(nn.Linear(c_in, c_out))
             if batchnorm and i > 0:                        # not on the first layer, as in DCGAN
-                layers.append(nn.BatchNorm1d(h))
+                layers.append(nn.BatchNorm1d(c_out))
             layers.append(nn.LeakyReLU(0.2))
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            width = h
-        layers += [nn.Linear(width, math.prod(image_shape)), nn.Tanh()]   # (B, 784), in [-1, 1]
+        layers += [nn.Linear(widths[-1], math.prod(image_shape)), nn.Tanh()]   # (B, 784), in [-1, 1]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -55,18 +48,16 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """image (B, *image_shape) -> one logit (B, 1); dropout after every hidden layer keeps D from memorising."""
+    """image (B, *image_shape) -> one logit (B, 1); dropout keeps D from memorising."""
 
-    def __init__(self, hidden: tuple[int, ...] = (1024, 512, 256), image_shape: tuple[int, ...] = (1, 28, 28),
-                 dropout: float = 0.3):
+    def __init__(self, hidden: tuple[int, ...], image_shape: tuple[int, ...], dropout: float):
         super().__init__()
-        layers, width = [], math.prod(image_shape)
-        for h in hidden:                                   # (B, width) -> (B, h)
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+        layers, widths = [], [math.prod(image_shape), *hidden]
+        for c_in, c_out in zip(widths, widths[1:]):        # (B, c_in) -> (B, c_out)
+            layers += [nn.Linear(c_in, c_out), nn.LeakyReLU(0.2)]
             if dropout:
                 layers.append(nn.Dropout(dropout))
-            width = h
-        layers.append(nn.Linear(width, 1))                 # (B, 1) logit
+        layers.append(nn.Linear(widths[-1], 1))            # (B, 1) logit
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,14 +65,13 @@ class MLPDiscriminator(nn.Module):
 
 
 def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256),
-            image_shape=(1, 28, 28), g_dropout: float = 0.0, d_dropout: float = 0.3, g_batchnorm: bool = True):
-    """The lesson-02 pair (G, D) for MNIST-sized images; ``*_dropout=0`` turns dropout off."""
-    return (MLPGenerator(latent_dim, tuple(g_hidden), image_shape, g_dropout, g_batchnorm),
-            MLPDiscriminator(tuple(d_hidden), image_shape, d_dropout))
+            image_shape=(1, 28, 28), d_dropout: float = 0.3, g_batchnorm: bool = True):
+    """The lesson-02 pair (G, D) for MNIST-sized images; ``d_dropout=0`` turns D's dropout off."""
+    return (MLPGenerator(latent_dim, g_hidden, image_shape, g_batchnorm),
+            MLPDiscriminator(d_hidden, image_shape, d_dropout))
 
 
 # ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)
-
 def _edge_layer(image_size: int) -> tuple[int, int, int]:
     """(kernel, stride, padding) between 32x32 and the image: PyTorch's DCGAN tutorial (64), pytorch-book (96 px)."""
     if image_size not in (64, 96):
@@ -89,22 +79,13 @@ def _edge_layer(image_size: int) -> tuple[int, int, int]:
     return (4, 2, 1) if image_size == 64 else (5, 3, 1)
 
 
-def _norm(kind: str | None, channels: int) -> list[nn.Module]:
-    """The norm layer after a conv, as a list (empty for ``None``) so it can be spliced in."""
-    if kind == "batch":
-        return [nn.BatchNorm2d(channels)]
-    if kind == "instance":                                 # per sample and channel, over H, W
-        return [nn.InstanceNorm2d(channels, affine=True)]
-    if kind == "layer":                                    # per sample, over C, H, W (LayerNorm for images)
-        return [nn.GroupNorm(1, channels)]
-    if kind is None:
-        return []
-    raise ValueError(f"d_norm={kind!r} is not known: use 'batch', 'instance', 'layer' or None.")
+NORMS = {"batch": nn.BatchNorm2d,
+         "instance": lambda c: nn.InstanceNorm2d(c, affine=True),    # per sample and channel, over H, W
+         "layer": lambda c: nn.GroupNorm(1, c)}                       # per sample, over C, H, W
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN paper's init, for ``model.apply(dcgan_init)``: weights ~ N(0, 0.02) for convs and linears,
-    N(1, 0.02) for norm layers, biases 0."""
+    """The DCGAN paper's init for ``model.apply(dcgan_init)``: weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and module.weight is not None:
@@ -114,18 +95,16 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def _as_latent(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
-    """(B, latent_dim) or (B, latent_dim, 1, 1) -> (B, latent_dim, 1, 1)."""
     if z.dim() not in (2, 4) or math.prod(z.shape[1:]) != latent_dim:
         raise ValueError(f"latent input of shape {tuple(z.shape)} does not fit: pass (B, {latent_dim}) or "
                          f"(B, {latent_dim}, 1, 1), e.g. gaussian_noise(B, {latent_dim}).")
-    return z.reshape(len(z), latent_dim, 1, 1)
+    return z.reshape(len(z), latent_dim, 1, 1)                 # (B, latent_dim) or (B, latent_dim, 1, 1) -> 4-d
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent_dim, 1, 1) -> image (B, channels, S, S) in [-1, 1], S = 64 or 96: transposed convs take
-    4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> w; BatchNorm + ReLU between, Tanh out."""
+    """z (B, latent_dim, 1, 1) -> image (B, 3, S, S) in [-1, 1]: 4 -> 8 -> 16 -> 32 -> S as the width halves 8w -> w."""
 
-    def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64, channels: int = 3):
+    def __init__(self, image_size: int = 64, latent_dim: int = 100, width: int = 64):
         super().__init__()
         self.latent_dim = latent_dim
         kernel, stride, padding = _edge_layer(image_size)
@@ -134,7 +113,7 @@ class DCGANGenerator(nn.Module):
                   nn.BatchNorm2d(widths[0]), nn.ReLU()]
         for c_in, c_out in zip(widths, widths[1:]):        # (B, 256, 8, 8) -> (B, 128, 16, 16) -> (B, 64, 32, 32)
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(width, channels, kernel, stride, padding, bias=False), nn.Tanh()]  # (B, 3, S, S)
+        layers += [nn.ConvTranspose2d(width, 3, kernel, stride, padding, bias=False), nn.Tanh()]  # (B, 3, S, S)
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -142,16 +121,18 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, channels, S, S) -> one logit (B, 1), the mirror of G: S -> 32 -> 16 -> 8 -> 4 as the width doubles
-    w -> 8w; LeakyReLU(0.2), ``norm`` between the inner convs (not "batch" for a WGAN-GP critic)."""
+    """image (B, 3, S, S) -> one logit (B, 1), G's mirror: S -> 32 -> 16 -> 8 -> 4 as the width doubles w -> 8w."""
 
-    def __init__(self, image_size: int = 64, width: int = 64, channels: int = 3, norm: str | None = "batch"):
+    def __init__(self, image_size: int = 64, width: int = 64, norm: str | None = "batch"):
         super().__init__()
+        if norm not in (*NORMS, None):
+            raise ValueError(f"d_norm={norm!r} is not known: use 'batch', 'instance', 'layer' or None.")
         kernel, stride, padding = _edge_layer(image_size)
         widths = [width, 2 * width, 4 * width, 8 * width]
-        layers = [nn.Conv2d(channels, width, kernel, stride, padding, bias=False), nn.LeakyReLU(0.2)]  # (B, 64, 32, 32)
+        layers = [nn.Conv2d(3, width, kernel, stride, padding, bias=False), nn.LeakyReLU(0.2)]  # (B, 64, 32, 32)
         for c_in, c_out in zip(widths, widths[1:]):        # (B, 128, 16, 16) -> (B, 256, 8, 8) -> (B, 512, 4, 4)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm is None), *_norm(norm, c_out), nn.LeakyReLU(0.2)]
+            norm_layer = [NORMS[norm](c_out)] if norm else []
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm is None), *norm_layer, nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False))                  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
 
@@ -159,18 +140,17 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x).flatten(1)                      # (B, 1) logits, no sigmoid
 
 
-def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64, channels: int = 3,
+def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64,
           d_norm: str | None = "batch") -> tuple[DCGANGenerator, DCGANDiscriminator]:
     """The lesson-03/04 pair (G, D), initialised with ``dcgan_init``. ``d_norm``: "batch" (DCGAN), or "instance",
     "layer" or None for a WGAN-GP critic (its per-sample penalty must not mix samples)."""
-    G = DCGANGenerator(image_size, latent_dim, g_width, channels)
-    D = DCGANDiscriminator(image_size, d_width, channels, d_norm)
+    G = DCGANGenerator(image_size, latent_dim, g_width)
+    D = DCGANDiscriminator(image_size, d_width, d_norm)
     return G.apply(dcgan_init), D.apply(dcgan_init)
 
 
 def first_attempt_gan(image_size: int = 64, latent_dim: int = 100) -> tuple[nn.Sequential, nn.Sequential]:
-    """The model a student typically writes first (lesson 03's "seed 000"): a linear layer to 4x4, transposed
-    convs, no BatchNorm. It trains worse and less stably than ``dcgan``. D returns logits (B, 1)."""
+    """The model a student writes first (lesson 03's "seed 000"): no BatchNorm, so it trains worse than ``dcgan``."""
     kernel, stride, padding = _edge_layer(image_size)
     G = nn.Sequential(
         nn.Flatten(),                                              # (B, 100)

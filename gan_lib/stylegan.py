@@ -2,10 +2,8 @@
 
     G, D = stylegan(image_size=64, latent_dim=128, width=32)     # G(z) -> (B, 3, 64, 64); D(x) -> (B, 1) logits
 
-G (Karras et al., 2020): a mapping network turns z into a style w; blocks upsample a learned 4x4 constant with
-modulated/demodulated 3x3 convs and noise inputs, each resolution adding its to-RGB output (skip generator).
-D: residual blocks, a minibatch-stddev feature at 4x4, two linear layers. Every weight uses the equalised
-learning rate (stored ~N(0, 1), times 1/sqrt(fan_in) at run time), so train with Adam 2e-3, betas (0, 0.99).
+G (Karras et al., 2020): a mapping network, modulated convs with noise inputs on a learned 4x4 constant, to-RGB skips.
+D: residual blocks, minibatch stddev. Equalised learning rate throughout: train with Adam 2e-3, betas (0, 0.99).
 """
 from __future__ import annotations
 
@@ -17,16 +15,14 @@ from torch import nn
 
 from gan_lib.models import _as_latent
 
-SQRT2 = math.sqrt(2)
-
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
     """LeakyReLU(0.2) times sqrt(2), which keeps the signal's variance through the layer."""
-    return F.leaky_relu(x, 0.2) * SQRT2
+    return F.leaky_relu(x, 0.2) * math.sqrt(2)
 
 
 class EqualLinear(nn.Module):
-    """Linear layer with the equalised learning rate; ``lr_mul`` slows it down (0.01 in the mapping network)."""
+    """Equalised learning rate: weights ~N(0, 1), used times 1/sqrt(fan_in); ``lr_mul`` < 1 slows it (mapping: 0.01)."""
 
     def __init__(self, c_in: int, c_out: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
         super().__init__()
@@ -54,22 +50,19 @@ class EqualConv2d(nn.Conv2d):
 
 
 class ModulatedConv(nn.Module):
-    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H', W'): the style s = affine(w) (B, c_in) scales the input
-    channels; ``demodulate`` divides output channel o by sqrt(sum_{i,k} (W[o,i,k] s_i)^2), its std for unit input.
-    Scale -> conv -> rescale equals StyleGAN2's per-sample weights W * s[b] / norm, without a grouped conv."""
+    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H, W): the style s = affine(w) scales the input channels;
+    ``demodulate`` divides each output channel by its std for unit input: StyleGAN2's W * s / norm, no grouped conv."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True, up: bool = False):
+    def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k))
         self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)                    # styles start at 1
-        self.scale, self.demodulate, self.up, self.padding = 1 / math.sqrt(c_in * k * k), demodulate, up, k // 2
+        self.scale, self.demodulate, self.padding = 1 / math.sqrt(c_in * k * k), demodulate, k // 2
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         s = self.affine(w)                                                       # (B, c_in)
         weight = self.weight * self.scale                                        # (c_out, c_in, k, k)
-        if self.up:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)   # (B, c_in, 2H, 2W)
-        x = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)    # (B, c_out, H', W')
+        x = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)    # (B, c_out, H, W)
         if self.demodulate:
             norm = (weight.square().sum(dim=(2, 3))[None] * s.square()[:, None]).sum(2)    # (B, c_out)
             x = x * torch.rsqrt(norm + 1e-8)[:, :, None, None]
@@ -80,9 +73,9 @@ class StyleLayer(nn.Module):
     """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU. The noise is fresh
     in training; in eval mode a fixed seeded map (StyleGAN2-ADA's ``noise_mode='const'``): one z, one image."""
 
-    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool = False, seed: int = 0):
+    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, seed: int = 0):
         super().__init__()
-        self.conv = ModulatedConv(c_in, c_out, 3, w_dim, up=up)
+        self.conv = ModulatedConv(c_in, c_out, 3, w_dim)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(1, c_out, 1, 1))
         const = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(seed))
@@ -100,10 +93,10 @@ class StyleLayer(nn.Module):
 class ToRGB(nn.Module):
     """1x1 modulated conv to 3 channels, no demodulation (the colours keep their scale)."""
 
-    def __init__(self, c_in: int, w_dim: int, channels: int = 3):
+    def __init__(self, c_in: int, w_dim: int):
         super().__init__()
-        self.conv = ModulatedConv(c_in, channels, 1, w_dim, demodulate=False)
-        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.conv = ModulatedConv(c_in, 3, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return self.conv(x, w) + self.bias                                       # (B, 3, H, W)
@@ -118,19 +111,18 @@ def _widths(image_size: int, width: int) -> dict[int, int]:
 
 
 class StyleGenerator(nn.Module):
-    """z (B, latent_dim) or (B, latent_dim, 1, 1) -> image (B, channels, S, S): no tanh; clamped to [-1, 1] in eval."""
+    """z (B, latent_dim) or (B, latent_dim, 1, 1) -> image (B, 3, S, S): no tanh; clamped to [-1, 1] in eval."""
 
-    def __init__(self, image_size: int = 64, latent_dim: int = 128, width: int = 32, mapping_layers: int = 4,
-                 channels: int = 3):
+    def __init__(self, image_size: int = 64, latent_dim: int = 128, width: int = 32, mapping_layers: int = 4):
         super().__init__()
         self.latent_dim, w_dim, ch = latent_dim, latent_dim, _widths(image_size, width)
         self.mapping = nn.Sequential(*[EqualLinear(w_dim, w_dim, lr_mul=0.01, act=True) for _ in range(mapping_layers)])
         sizes = list(ch)
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))
-        self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim, 4), ToRGB(ch[4], w_dim, channels)
-        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, b, up=True, seed=2 * i + 1),
+        self.first, self.first_rgb = StyleLayer(ch[4], ch[4], w_dim, 4), ToRGB(ch[4], w_dim)
+        self.blocks = nn.ModuleList(nn.ModuleList([StyleLayer(ch[a], ch[b], w_dim, b, seed=2 * i + 1),
                                                    StyleLayer(ch[b], ch[b], w_dim, b, seed=2 * i + 2),
-                                                   ToRGB(ch[b], w_dim, channels)])
+                                                   ToRGB(ch[b], w_dim)])
                                     for i, (a, b) in enumerate(zip(sizes, sizes[1:])))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -138,8 +130,9 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8))   # pixel norm, then (B, w_dim)
         x = self.first(self.const.expand(len(z), -1, -1, -1), w)                 # (B, 8w, 4, 4)
         rgb = self.first_rgb(x, w)                                               # (B, 3, 4, 4)
-        for up_layer, layer, to_rgb in self.blocks:                              # each doubles H and W
-            x = layer(up_layer(x, w), w)
+        for layer1, layer2, to_rgb in self.blocks:                               # each doubles H and W
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)   # (B, C, 2H, 2W)
+            x = layer2(layer1(x, w), w)
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + to_rgb(x, w)
         return rgb if self.training else rgb.clamp(-1, 1)                        # (B, 3, S, S)
 
@@ -154,7 +147,7 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         main = F.avg_pool2d(lrelu(self.conv2(lrelu(self.conv1(x)))), 2)
-        return (main + self.skip(F.avg_pool2d(x, 2))) / SQRT2
+        return (main + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)
 
 
 def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
@@ -168,13 +161,13 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 class ResidualDiscriminator(nn.Module):
-    """image (B, channels, S, S) -> one logit (B, 1). No normalisation layers: R1 and DiffAugment keep it sane."""
+    """image (B, 3, S, S) -> one logit (B, 1). No normalisation layers: R1 and DiffAugment keep it sane."""
 
-    def __init__(self, image_size: int = 64, width: int = 32, channels: int = 3):
+    def __init__(self, image_size: int = 64, width: int = 32):
         super().__init__()
         ch = _widths(image_size, width)
         sizes = list(ch)[::-1]                                                   # S, S/2, ..., 4
-        self.from_rgb = EqualConv2d(channels, ch[image_size], 1)
+        self.from_rgb = EqualConv2d(3, ch[image_size], 1)
         self.blocks = nn.Sequential(*[ResidualBlock(ch[a], ch[b]) for a, b in zip(sizes, sizes[1:])])
         self.conv = EqualConv2d(ch[4] + 1, ch[4], 3)
         self.fc, self.out = EqualLinear(ch[4] * 16, ch[4], act=True), EqualLinear(ch[4], 1)
@@ -185,8 +178,7 @@ class ResidualDiscriminator(nn.Module):
         return self.out(self.fc(x.flatten(1)))                                   # (B, 1)
 
 
-def stylegan(image_size: int = 64, latent_dim: int = 128, width: int = 32, mapping_layers: int = 4,
-             channels: int = 3) -> tuple[StyleGenerator, ResidualDiscriminator]:
+def stylegan(image_size: int = 64, latent_dim: int = 128, width: int = 32,
+             mapping_layers: int = 4) -> tuple[StyleGenerator, ResidualDiscriminator]:
     """The lesson-05 pair (G, D): channels 8w at 4x4 down to w at full size; ``mapping_layers`` (StyleGAN2: 8)."""
-    return (StyleGenerator(image_size, latent_dim, width, mapping_layers, channels),
-            ResidualDiscriminator(image_size, width, channels))
+    return StyleGenerator(image_size, latent_dim, width, mapping_layers), ResidualDiscriminator(image_size, width)

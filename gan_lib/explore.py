@@ -1,17 +1,9 @@
-"""Using a trained generator: seeded faces, the best of a pool, walks through latent space, training films.
-
-    faces = sample_seeded(G, 16, seed=7)                    # the same 16 faces every time
-    best, scores = sample_top_k(G, D, k=64)                 # D picks the 64 best of 256
-    latent_explorer(G)                                      # sliders in a notebook kernel, a grid elsewhere
-    animate_samples(grids, path="training.gif")             # a Grids callback of the run
-"""
-from __future__ import annotations
-
+"""Using a trained generator: seeded samples, the best of a pool by D, slerp walks, the latent explorer, films."""
 import matplotlib.pyplot as plt
 import torch
 
 from gan_lib.models import gaussian_noise
-from gan_lib.plots import image_grid, kept_grids, show_images
+from gan_lib.plots import kept_grids, show_images
 
 
 @torch.no_grad()
@@ -32,8 +24,7 @@ def _latent_dim(G) -> int:
 
 
 def seeded_noise(n: int, seed: int, latent_dim: int) -> torch.Tensor:
-    """n latents z ~ N(0, I), (n, latent_dim, 1, 1), from their own CPU generator: the same on any device, and the
-    global random state is left alone."""
+    """n latents (n, latent_dim, 1, 1) from their own CPU generator: the same on any device, global RNG untouched."""
     return gaussian_noise(n, latent_dim, torch.Generator().manual_seed(seed))
 
 
@@ -51,13 +42,12 @@ def sample_top_k(G, D, k: int, pool: int | None = None, seed: int = 0, batch_siz
         raise ValueError(f"k={k}, pool={pool}: choose 1 <= k <= pool, e.g. pool=4*k.")
     images = sample_seeded(G, pool, seed, batch_size=batch_size)                  # (pool, C, H, W)
     scores = torch.cat([sample(D, chunk).flatten() for chunk in images.split(batch_size)])   # (pool,), eval mode
-    best = scores.topk(k).indices                                                 # (k,), highest first
-    return images[best], scores[best]
+    scores, best = scores.topk(k)                                                 # (k,), highest first
+    return images[best], scores
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation from z0 (t=0) to z1 (t=1), in z0's shape: one vector, or (B, ...) of vectors.
-    (Anti)parallel vectors have no arc between them and are interpolated linearly."""
+    """Spherical interpolation from z0 (t=0) to z1 (t=1) of one vector or (B, ...) vectors; lerp where no arc."""
     if z0.shape != z1.shape:
         raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} differ: pass latents of one shape.")
     a, b = (z.reshape(1, -1) if z0.dim() == 1 else z.flatten(1) for z in (z0, z1))   # (B, D)
@@ -65,7 +55,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     omega = cos.clamp(-1, 1).nan_to_num(1.0).acos()                               # (B, 1), angle
     sin = omega.sin()
     arc = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin.clamp_min(1e-6)
-    return torch.where(sin < 1e-4, (1 - t) * a + t * b, arc).reshape(z0.shape)      # lerp where no arc
+    return torch.where(sin < 1e-4, (1 - t) * a + t * b, arc).reshape(z0.shape)      # (anti)parallel: no arc
 
 
 def interpolation_grid(G, n_rows: int = 4, n_steps: int = 8, seed: int = 0) -> torch.Tensor:
@@ -86,8 +76,7 @@ def widgets_available() -> bool:
 
 
 def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None):
-    """Sliders for seed A, seed B and t (ipywidgets' ``interactive``) over the faces of z_A, slerp(z_A, z_B, t), z_B.
-    With ``static=True`` or no ipywidgets: a Figure of ``interpolation_grid``; None asks ``widgets_available()``."""
+    """Sliders (seeds A, B; t) over the faces of z_A, slerp(z_A, z_B, t), z_B; static: interpolation_grid's Figure."""
     static = not widgets_available() if static is None else static
     try:
         import ipywidgets as widgets
@@ -96,8 +85,7 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
         static = True
     if static:
         rows = min(4, n_steps)                                                    # show_images shows n_steps**2
-        fig = show_images(interpolation_grid(G, rows, n_steps), nrow=n_steps,
-                          title=f"slerp between seeded faces, {n_steps} steps a row")
+        fig = show_images(interpolation_grid(G, rows, n_steps), nrow=n_steps, title="slerp between seeded faces")
         fig.set_size_inches(1.0 * n_steps, 1.0 * rows + 0.4)                     # fit the grid, not a square
         fig.tight_layout()
         return fig
@@ -117,21 +105,18 @@ def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | No
 
 
 def animate_samples(samples, nrow: int = 4, interval: int = 300, path=None):
-    """``IPython.display.HTML`` playing the grids of a ``Grids`` callback (or its ``.samples``), ``interval`` ms
-    each; a ``path`` ending in .gif also saves the film there."""
+    """An HTML player of a Grids callback's grids (or its .samples), ``interval`` ms each; a .gif ``path`` saves it."""
     from IPython.display import HTML
     from matplotlib.animation import FuncAnimation
 
     samples = kept_grids(samples)
     if path is not None and not str(path).lower().endswith(".gif"):
         raise ValueError(f"path={str(path)!r} is not a .gif file: pass a name ending in .gif, or path=None.")
-    fig = show_images(samples[0][1], nrow=nrow, size=3)
-    ax = fig.axes[0]
+    fig, ax = plt.subplots(figsize=(3, 3))
 
-    def draw(i):                          # swap the pixels and the title: no new artists per frame
-        step, images = samples[i]
-        ax.images[0].set_data(image_grid(images, nrow))
-        ax.set_title(f"step {step}", fontsize=10)
+    def draw(i):                          # FuncAnimation draws frame 0 first
+        ax.clear()
+        show_images(samples[i][1], nrow=nrow, title=f"step {samples[i][0]}", ax=ax)
 
     try:
         anim = FuncAnimation(fig, draw, frames=len(samples), interval=interval)

@@ -1,11 +1,4 @@
-"""Training views as callbacks: ``LiveView`` redraws the losses and the newest fixed-noise grid in one output
-area, ``TensorBoard(log_dir)`` logs them for TensorBoard (Colab: ``%tensorboard --logdir``).
-
-    run = train(G, D, opt_g, opt_d, batches, loss, noise, until=steps,
-                callbacks=[Grids(z, every=100), LiveView(every=100, total_steps=steps)])
-"""
-from __future__ import annotations
-
+"""Training views as callbacks: LiveView redraws the curves and the newest grid in place; TensorBoard logs them."""
 import math
 import re
 
@@ -18,16 +11,13 @@ from gan_lib.train import Callback, Loop
 
 
 def _newest_grid(loop: Loop):
-    """(step, images) of the newest grid of the run's Grids callback, or None."""
     grids = loop.find(Grids)
-    return grids.samples[-1] if grids is not None and grids.samples else None
+    return grids.samples[-1] if grids is not None and grids.samples else None     # (step, images) or None
 
 
 class LiveView(Callback):
-    """The loss curves (``smooth``: a moving-average window) beside the newest grid of the run's ``Grids``, redrawn
-    in place in one output area every ``every`` steps and at the end. At most ~``max_renders`` redraws (~0.2 s each)
-    over ``total_steps``; with ``total_steps`` None, ``every`` doubles after each ``max_renders``. Static
-    (``static=True``, or None outside a notebook kernel): one figure at the end, in ``.figure``."""
+    """Loss curves beside the run's newest ``Grids`` grid, redrawn in one output area every ``every`` steps and at the
+    end, ~``max_renders`` times (no ``total_steps``: ``every`` doubles); ``static``: once at the end, in ``.figure``."""
 
     def __init__(self, every: int = 100, smooth: int = 1, total_steps: int | None = None, max_renders: int = 20,
                  static: bool | None = None, title: str | None = None):
@@ -64,8 +54,7 @@ class LiveView(Callback):
             layout = fig.add_gridspec(1, len(panels) + 1)
             for i, ax in enumerate(fig.axes):
                 ax.set_subplotspec(layout[i])
-            width, height = fig.get_size_inches()
-            fig.set_size_inches(width + height, height)
+            fig.set_figwidth(fig.get_figwidth() + fig.get_figheight())     # a square more
             show_images(images, nrow=min(8, math.isqrt(len(images))), title=f"fixed noise, step {step}",
                         ax=fig.add_subplot(layout[-1]))
             fig.tight_layout()

@@ -1,5 +1,4 @@
-"""What every lesson sets first: smoke mode, the device and its precision, seeding, where it runs (Colab, Kaggle,
-local).
+"""What every lesson sets first: smoke mode, the device and its precision, seeding, where it runs.
 
     device, steps = pick_device(), by_mode(full=6000, smoke=30, cpu=3000)   # cpu: full mode without a GPU
     print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
@@ -42,17 +41,15 @@ def by_mode(full, smoke, cpu=_SAME):
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA, else Apple's MPS, else the CPU; ``prefer`` (a device string, e.g. "cpu" for tiny models) overrides it."""
-    if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    """``prefer`` (e.g. "cpu" for tiny models), else CUDA, else Apple's MPS, else the CPU."""
+    if prefer is None:
+        prefer = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return torch.device(prefer)
 
 
 def choose_precision(device, precision: str = "auto") -> str:
-    """``"auto"``: fp16 on GPUs older than Ampere (Colab's T4), else fp32 (TF32 on Ampere and newer, where bf16
-    measured slower for a DCGAN: README, "Speed"). Name "bf16" or "fp16" to use them anyway."""
+    """``"auto"``: fp16 on GPUs older than Ampere (Colab's T4), else fp32 (TF32 on Ampere and newer: bf16 measured
+    slower for a DCGAN, README "Speed"); "bf16" or "fp16" force one."""
     device = torch.device(device)
     if precision == "auto":
         return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
@@ -71,8 +68,8 @@ def configure_device(device, precision: str = "auto") -> str:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and GPUs); return a ``torch.Generator`` seeded the same way. A CPU run
-    then repeats bit for bit (same PyTorch and thread count); GPU kernels may not."""
+    """Seed Python, NumPy and PyTorch (CPU and GPUs) and return a ``torch.Generator`` seeded alike; a CPU run then
+    repeats bit for bit (same PyTorch and thread count), GPU kernels may not."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -87,15 +84,15 @@ def runtime_name() -> str:
 
 
 def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
-    """A lesson's first output, ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 | smoke mode: off``,
-    with a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
+    """A lesson's first line, ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 | smoke mode: off``,
+    and a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
     device = torch.device(device)
     what = str(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         what += f" ({props.name}, {props.total_memory / 2**30:.0f} GB)"
-    line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__} | smoke mode: " \
-           f"{'on' if smoke_mode() else 'off'}"
+    line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__}"
+    line += f" | smoke mode: {'on' if smoke_mode() else 'off'}"
     if needs_gpu and cpu_budget():
         line += ("\nCPU budget: no GPU, so the settings marked cpu= are used (about 30 min of training on 2 cores; "
                  "see the README's table). For the full settings: Colab Runtime > Change runtime type > T4 GPU, "
@@ -104,14 +101,12 @@ def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
 
 
 def storage_folder(name: str, drive: bool = False) -> str:
-    """Where a lesson keeps its outputs: ``MyDrive/gan-course-kit/<name>`` on Colab with ``drive=True`` (mounted
-    on first use), ``/kaggle/working/<name>`` on Kaggle, else ``runs/<name>``."""
+    """A lesson's output folder: ``MyDrive/gan-course-kit/<name>`` on Colab with ``drive=True`` (mounted on first
+    use), ``/kaggle/working/<name>`` on Kaggle, else ``runs/<name>``."""
     where = runtime_name()
     if drive and where == "Colab":
         from google.colab import drive as colab_drive  # only importable on Colab
         if not os.path.isdir("/content/drive/MyDrive"):
             colab_drive.mount("/content/drive")
         return f"/content/drive/MyDrive/gan-course-kit/{name}"
-    if where == "Kaggle":
-        return f"/kaggle/working/{name}"
-    return f"runs/{name}"
+    return f"/kaggle/working/{name}" if where == "Kaggle" else f"runs/{name}"

@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +19,6 @@ from gan_lib.io import downloads
 MNIST_ASSETS = Path(__file__).resolve().parent / "assets" / "mnist"   # package data: in the wheel too
 MNIST_SUBSET = MNIST_ASSETS / "mnist-2k.npz"
 MNIST_SUBSET_SHA256 = "d15ad8c59ee070810f8a88af868757044aaeef01ec93749985c88302f7386b9c"
-# Faces tried before any download: Kaggle's copy, the course's shared one.
 KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"), downloads.SHARED_DATA / "anime-faces-64")
 
 
@@ -60,8 +59,7 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
             rank[members] = torch.arange(len(members))
         keep = torch.argsort(rank * (int(labels.max()) + 1) + labels.long())[:limit]   # rank 0 of each class first
         images, labels = images[keep], labels[keep]
-    x = to_unit_range(images).unsqueeze(1)  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [-1, 1]
-    return TensorDataset(x, labels), source
+    return TensorDataset(to_unit_range(images).unsqueeze(1), labels), source     # images (N, 1, 28, 28) in [-1, 1]
 
 
 class FaceTensor(Dataset):
@@ -90,10 +88,8 @@ def load_faces(path: str | Path | None = None, size: int = 64, limit: int | None
             ds = FaceFolder(known, size, limit=limit)
             return ds, f"found on this machine: {ds.source}"
     reasons = []
-    if not allow_download:
-        reasons.append("downloads are off (allow_download=False)")
-    elif not downloads.network_reachable():
-        reasons.append("no network")
+    if not allow_download or not downloads.network_reachable():
+        reasons.append("no network" if allow_download else "downloads are off (allow_download=False)")
     else:
         for name, fetch in (("Kaggle splcher/animefacedataset", _fetch_kaggle), ("NTU HW6 faces", _fetch_hw6)):
             try:
@@ -117,12 +113,9 @@ def infinite(loader: Iterable) -> Iterator:
                              "its size with drop_last=True?")
 
 
-class ImageBatches:
-    """Endless shuffled batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or already scaled) images.
-
-    The order depends only on (seed, epoch, position), which ``state_dict()`` saves; an epoch's partial last batch
-    is skipped. Under DDP each rank takes its slice of one permutation, so a checkpoint moves between 1 and N ranks.
-    """
+class ImageBatches(Iterator):
+    """Endless shuffled full batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or scaled) images, in an
+    order set by (seed, epoch, position) alone, which ``state_dict()`` saves; under DDP each rank takes its slice."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
                  channels_last: bool = False, rank: int = 0, world_size: int = 1):
@@ -140,9 +133,6 @@ class ImageBatches:
 
     def __len__(self) -> int:                                                       # batches per epoch, on each rank
         return len(self.images) // (self.batch_size * self.world_size)
-
-    def __iter__(self):
-        return self
 
     def __next__(self) -> torch.Tensor:
         step_rows = self.batch_size * self.world_size                               # rows all ranks take

@@ -32,8 +32,7 @@ class GANLoss:
 
 
 class NonSaturatingLoss(GANLoss):
-    """BCE, G maximising log D(G(z)); ``real_label`` < 1 is one-sided label smoothing (D aims at e.g. 0.9 on real
-    data, G's target stays 1; Salimans et al., 2016)."""
+    """BCE, G maximising log D(G(z)); ``real_label`` < 1: one-sided label smoothing (Salimans et al., 2016)."""
 
     def __init__(self, real_label: float = 1.0):
         if not 0.5 < real_label <= 1.0:
@@ -41,8 +40,7 @@ class NonSaturatingLoss(GANLoss):
         self.real_label = real_label
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
-        logits_real, logits_fake = D(real), D(fake)                         # (B, 1) each
-        # D: real -> real_label, fake -> 0
+        logits_real, logits_fake = D(real), D(fake)                         # (B, 1); D: real -> real_label, fake -> 0
         loss = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.real_label))
                 + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
         return loss, {"D(x)": torch.sigmoid(logits_real.detach()).mean(),
@@ -55,8 +53,7 @@ class NonSaturatingLoss(GANLoss):
 
 
 class WassersteinLoss(GANLoss):
-    """WGAN (Arjovsky et al., 2017); with f 1-Lipschitz the critic's best gap E f(x) - E f(G(z)) is W1. ``clip``
-    (the paper's 0.01) clamps every critic weight to [-clip, clip] after each update; None: no clipping."""
+    """WGAN (Arjovsky et al., 2017): the critic's gap E f(x) - E f(G(z)) estimates W1; ``clip`` clamps its weights."""
 
     def __init__(self, clip: float | None = None):
         if clip is not None and not clip > 0:
@@ -80,16 +77,14 @@ class WassersteinLoss(GANLoss):
 
 
 def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
-    """d sum_i D(x)_i / dx (B, C, H, W) with ``create_graph=True``, so a penalty on it trains D; taken of
-    ``grad_scale`` * D(x) (fp16's GradScaler scale: no underflow) and divided by it again."""
+    """d sum_i D(x)_i / dx (B, C, H, W), differentiable so a penalty on it trains D; ``grad_scale``: fp16's scale."""
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x).float().sum() * grad_scale, x, create_graph=True)
     return grad / grad_scale                                              # (B, C, H, W), unscaled
 
 
 def gradient_penalty(D, real, fake, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
-    """(mean_i (||grad f(x̂_i)||_2 - 1)^2, the norms (B,)) at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1);
-    ``eps`` (B, 1, 1, 1) fixes the interpolation, ``grad_scale`` as in ``input_gradient``."""
+    """mean_i (||grad f(x̂_i)||_2 - 1)^2 and the norms (B,) at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1)."""
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     grad = input_gradient(D, eps * real + (1 - eps) * fake, grad_scale)   # (B, C, H, W) at x̂
@@ -98,8 +93,7 @@ def gradient_penalty(D, real, fake, eps: torch.Tensor | None = None, grad_scale:
 
 
 class WassersteinGPLoss(WassersteinLoss):
-    """WGAN-GP (Gulrajani et al., 2017): WGAN plus gp_weight * gradient_penalty, a per-sample penalty, so the
-    critic must not use batch norm."""
+    """WGAN-GP (Gulrajani et al., 2017): WGAN plus gp_weight * gradient_penalty (per sample: no batch norm in D)."""
     double_backward = True
 
     def __init__(self, gp_weight: float = 10.0):
@@ -127,16 +121,15 @@ class HingeLoss(GANLoss):
 
 
 class Regularised(GANLoss):
-    """A loss plus lesson 05's regularisers: D sees ``augment(x)``, real and fake, in both steps; ``r1`` = γ adds
-    (γ/2) E ||∇_x D(x)||² on real data (Mescheder et al., 2018), ``r2`` the same on fakes (R3GAN, 2024). Both are
-    lazy (StyleGAN2): every ``every``-th D update, times ``every``; the stats keep the latest ``"R1"``/``"R2"``."""
+    """``base`` with D seeing ``augment(x)`` in both steps, plus (γ/2) E ||∇_x D(x)||² for ``r1`` = γ on real data
+    (Mescheder et al., 2018), ``r2`` on fakes (R3GAN); lazy (StyleGAN2): each ``every``-th D step, times ``every``."""
 
     def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
         if r1 < 0 or r2 < 0 or every < 1:
             raise ValueError(f"r1={r1}, r2={r2}, every={every}: the weights must be >= 0 (StyleGAN2 uses r1 of "
                              f"0.01-10 by resolution) and every >= 1 (16 is usual).")
         self.base, self.augment, self.r1, self.r2, self.every = base, augment, r1, r2, every
-        self.calls, self.latest = 0, {}
+        self.calls, self.latest = 0, {}                  # latest: the last "R1"/"R2", kept in the stats
         self.double_backward = base.double_backward or bool(r1 or r2)
         self.after_discriminator_step = base.after_discriminator_step
 

@@ -1,5 +1,4 @@
-"""Every recipe the lessons, benchmarks and trainer train, by name: ``dcgan`` (lesson 03), ``wgan`` (lesson 04),
-``modern`` (lesson 05); the defaults are the lesson's full mode on a GPU.
+"""The recipes of lessons 03 (``dcgan``), 04 (``wgan``) and 05 (``modern``) by name, defaulting to full GPU mode.
 
     recipe = build("dcgan", device, width=64)           # print(recipe) shows what it sets
     run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
@@ -61,8 +60,7 @@ def dcgan(device="cpu", image_size: int = 64, width: int = 64, batch: int = 128,
           lr_g: float = 2e-4, lr_d: float = 2e-4, d_steps: int = 1, ema_half_life: float | None = 10_000,
           first_attempt: bool = False, latent_dim: int = 100, augment_p: float = 0.0,
           ema_rampup: float | None = None) -> Recipe:
-    """Lesson 03: DCGAN, Adam (0.5, 0.999), BCE, an EMA of G (``ema_half_life`` images; None: none). ``lr_d``,
-    ``d_steps`` and ``first_attempt`` (no batch norm) are failure demos; ``augment_p`` > 0 DiffAugments D's input."""
+    """Lesson 03's DCGAN, two Adams, BCE and an EMA of G; ``lr_d``, ``d_steps``, ``first_attempt`` are failure demos."""
     G, D = (m.to(device) for m in (first_attempt_gan(image_size) if first_attempt else
                                    dcgan_models(image_size, latent_dim, g_width=width, d_width=width)))
     loss = Regularised(NonSaturatingLoss(), augment=DiffAugment(p=augment_p)) if augment_p else NonSaturatingLoss()
@@ -76,8 +74,7 @@ WGAN_VARIANTS = ("GAN (BCE)", "GAN + grad-norm clip", "WGAN (clip 0.01)", "WGAN-
 
 def wgan(device="cpu", variant: str = "WGAN-GP", image_size: int = 64, width: int = 64, batch: int = 64,
          steps: int = 6000, n_critic: int = 5, critic_norm: str = "layer", record_grad_norms: bool = False) -> Recipe:
-    """Lesson 04: a DCGAN pair trained as ``variant``; a Wasserstein critic uses ``critic_norm`` (not batch norm)
-    and takes ``n_critic`` steps per G step (HW6's: 2)."""
+    """Lesson 04's DCGAN pair trained as ``variant``; a Wasserstein critic takes ``n_critic`` steps per G step."""
     if variant not in WGAN_VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(map(repr, WGAN_VARIANTS))}.")
     wasserstein = variant.startswith("WGAN")
@@ -105,8 +102,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
            dcgan_width: int = 64, style_width: int = 32, batch: int = 64, steps: int = 20_000,
            ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2,
            ema_rampup: float | None = None) -> Recipe:
-    """Lesson 05: lesson 03's DCGAN plus ``ingredients`` (some of ``INGREDIENTS``), each changing one thing;
-    StyleGAN2's Adam is 2e-3 with betas (0, 0.99)."""
+    """Lesson 05: lesson 03's DCGAN plus ``ingredients`` (some of ``INGREDIENTS``), each changing one thing."""
     unknown = [name for name in ingredients if name not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")

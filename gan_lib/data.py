@@ -1,4 +1,4 @@
-"""The lessons' data, scaled to [-1, 1] (the range of a tanh generator), and the batches cut from it.
+"""The lessons' data, scaled to [-1, 1] (a tanh generator's range), and the batches cut from it.
 
     mnist, source = load_mnist("data", limit=N_DIGITS)              # a TensorDataset of (image (1, 28, 28), label)
     faces, source = load_faces(DATA_DIR, size=64, limit=N_IMAGES)   # a Dataset of (3, 64, 64) in [-1, 1]
@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +19,6 @@ from gan_lib.io import downloads
 MNIST_ASSETS = Path(__file__).resolve().parent / "assets" / "mnist"   # package data: in the wheel too
 MNIST_SUBSET = MNIST_ASSETS / "mnist-2k.npz"
 MNIST_SUBSET_SHA256 = "d15ad8c59ee070810f8a88af868757044aaeef01ec93749985c88302f7386b9c"
-# Faces already on the machines the kit runs on, tried before any download: Kaggle's copy, the course's shared one.
 KNOWN_FACE_FOLDERS = (Path("/kaggle/input/animefacedataset/images"), downloads.SHARED_DATA / "anime-faces-64")
 
 
@@ -41,20 +40,8 @@ def load_mnist_subset(path: Path = MNIST_SUBSET) -> tuple[torch.Tensor, torch.Te
         return torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]).long()
 
 
-def every_class_first(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """labels (N,) -> indices (N,) ordered so that any prefix holds every class about equally (shuffled by ``seed``)."""
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    rank = torch.empty(len(labels), dtype=torch.long)             # the digit's place among those of its class
-    for c in labels.unique():
-        members = order[labels[order] == c]
-        rank[members] = torch.arange(len(members))
-    return torch.argsort(rank * (int(labels.max()) + 1) + labels.long())
-
-
 def load_mnist(root: str | Path = "data", download: bool = True, limit: int | None = None):
-    """MNIST's training digits as a TensorDataset of (image (1, 28, 28) in [-1, 1], label), and a line naming the
-    source: torchvision's MNIST (downloaded into ``root``), else the offline subset. ``limit`` keeps that many
-    digits, class by class (even 50 hold all ten classes)."""
+    """MNIST's digits (torchvision's, else the offline subset), (image (1, 28, 28) in [-1, 1], label), and a source."""
     try:
         from torchvision.datasets import MNIST
         mnist = MNIST(str(root), train=True, download=download)
@@ -62,14 +49,17 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
         source = f"torchvision MNIST, {len(images):,} training digits (in {root})"
     except (RuntimeError, OSError) as err:  # no network, or not downloaded and download=False
         images, labels = load_mnist_subset()
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         source = (f"offline subset shipped with gan_lib, {len(images):,} real digits, 200 per class "
-                  f"(torchvision MNIST unavailable: {reason})")
-    if limit is not None:
-        keep = every_class_first(labels)[:limit]
+                  f"(torchvision MNIST unavailable: {downloads.one_line(err)})")
+    if limit is not None:                                    # an order whose every prefix holds each class alike
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+        rank = torch.empty(len(labels), dtype=torch.long)    # the digit's place among those of its class
+        for c in labels.unique():
+            members = order[labels[order] == c]
+            rank[members] = torch.arange(len(members))
+        keep = torch.argsort(rank * (int(labels.max()) + 1) + labels.long())[:limit]   # rank 0 of each class first
         images, labels = images[keep], labels[keep]
-    x = to_unit_range(images).unsqueeze(1)  # (N, 28, 28) uint8 -> (N, 1, 28, 28) float in [-1, 1]
-    return TensorDataset(x, labels), source
+    return TensorDataset(to_unit_range(images).unsqueeze(1), labels), source     # images (N, 1, 28, 28) in [-1, 1]
 
 
 class FaceTensor(Dataset):
@@ -87,9 +77,7 @@ class FaceTensor(Dataset):
 
 def load_faces(path: str | Path | None = None, size: int = 64, limit: int | None = None,
                download_to: str | Path | None = None, allow_download: bool = True):
-    """Anime faces as a Dataset of (3, size, size) in [-1, 1], and a line naming the source: ``path`` (its error if
-    unusable), else a ``KNOWN_FACE_FOLDERS`` one, else (``allow_download``) Kaggle's or NTU HW6's faces downloaded
-    into ``download_to``, else 2,000 synthetic cartoon faces. ``limit`` keeps the first ``limit``."""
+    """Faces (3, size, size) in [-1, 1] from ``path``, a known folder, a download or synthetic ones, and a source."""
     from gan_lib.io.image_files import FaceFolder, _fetch_hw6, _fetch_kaggle   # image_files imports this module
     from gan_lib.io.synthetic_faces import cartoon_faces
     if path is not None:
@@ -100,10 +88,8 @@ def load_faces(path: str | Path | None = None, size: int = 64, limit: int | None
             ds = FaceFolder(known, size, limit=limit)
             return ds, f"found on this machine: {ds.source}"
     reasons = []
-    if not allow_download:
-        reasons.append("downloads are off (allow_download=False)")
-    elif not downloads.network_reachable():
-        reasons.append("no network")
+    if not allow_download or not downloads.network_reachable():
+        reasons.append("no network" if allow_download else "downloads are off (allow_download=False)")
     else:
         for name, fetch in (("Kaggle splcher/animefacedataset", _fetch_kaggle), ("NTU HW6 faces", _fetch_hw6)):
             try:
@@ -117,52 +103,40 @@ def load_faces(path: str | Path | None = None, size: int = 64, limit: int | None
 
 
 def infinite(loader: Iterable) -> Iterator:
-    """Cycle through a DataLoader (or any iterable) forever, yielding the images (the first part of a tuple)."""
+    """Cycle through a DataLoader (or any iterable) forever, yielding the images (a tuple's first part)."""
     while True:
-        empty = True
+        batch = None                                         # stays None when the loader yields nothing
         for batch in loader:
-            empty = False
             yield batch[0] if isinstance(batch, (tuple, list)) else batch
-        if empty:
+        if batch is None:
             raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
                              "its size with drop_last=True?")
 
 
-class ImageBatches:
-    """Endless shuffled batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or already scaled) images.
-
-    The order depends only on (seed, epoch, position), which ``state_dict()`` saves: a resumed run gets the same
-    batches. ``flip`` mirrors a random half of each batch; ``drop_last`` skips an epoch's partial last batch.
-    Under DDP each rank takes its ``batch_size`` slice of every step's ``world_size * batch_size`` rows of one
-    permutation, so a checkpoint moves between 1 and N processes.
-    """
+class ImageBatches(Iterator):
+    """Endless shuffled full batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or scaled) images, in an
+    order set by (seed, epoch, position) alone, which ``state_dict()`` saves; under DDP each rank takes its slice."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
-                 drop_last: bool = True, channels_last: bool = False, rank: int = 0, world_size: int = 1):
+                 channels_last: bool = False, rank: int = 0, world_size: int = 1):
         per_rank, ranks = (f" on each of {world_size} ranks", f" / {world_size}") if world_size > 1 else ("", "")
-        if len(images) == 0 or batch_size < 1 or (drop_last and batch_size * world_size > len(images)):
+        if batch_size < 1 or batch_size * world_size > len(images):
             raise ValueError(f"{len(images)} images and batch_size={batch_size}{per_rank}: need at least one image "
                              f"and a batch_size between 1 and the number of images{ranks}.")
-        if not 0 <= rank < world_size or (world_size > 1 and not drop_last):
-            raise ValueError(f"rank={rank}, world_size={world_size}, drop_last={drop_last}: need 0 <= rank < "
-                             f"world_size, and drop_last=True with several ranks (every rank needs a full batch).")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank}, world_size={world_size}: need 0 <= rank < world_size.")
         self.rank, self.world_size = rank, world_size
         self.device, self.batch_size, self.flip, self.seed = torch.device(device), batch_size, flip, seed
-        self.drop_last, self.channels_last = drop_last, channels_last and images.dim() == 4
+        self.channels_last = channels_last and images.dim() == 4
         self.images = images.to(self.device)                                        # (N, C, H, W), decoded once
         self.epoch, self.position, self._order, self._flips = 0, 0, None, None
 
-    def __len__(self) -> int:
-        """Batches per epoch (per rank; every rank takes the same number)."""
-        n, rows = len(self.images), self.batch_size * self.world_size
-        return n // rows if self.drop_last else -(-n // rows)
-
-    def __iter__(self):
-        return self
+    def __len__(self) -> int:                                                       # batches per epoch, on each rank
+        return len(self.images) // (self.batch_size * self.world_size)
 
     def __next__(self) -> torch.Tensor:
         step_rows = self.batch_size * self.world_size                               # rows all ranks take
-        if self.position >= (len(self) * step_rows if self.drop_last else len(self.images)):
+        if self.position >= len(self) * step_rows:                                  # a new epoch, a new order
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
         if self._order is None:                                                     # drawn from (seed, epoch) alone
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)

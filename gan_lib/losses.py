@@ -32,8 +32,7 @@ class GANLoss:
 
 
 class NonSaturatingLoss(GANLoss):
-    """D minimises BCE(real -> 1, fake -> 0); G minimises BCE(fake -> 1) = -log D(G(z)). ``real_label`` < 1 is
-    one-sided label smoothing (Salimans et al., 2016): D aims at e.g. 0.9 on real data; G's target stays 1."""
+    """BCE, G maximising log D(G(z)); ``real_label`` < 1: one-sided label smoothing (Salimans et al., 2016)."""
 
     def __init__(self, real_label: float = 1.0):
         if not 0.5 < real_label <= 1.0:
@@ -41,23 +40,20 @@ class NonSaturatingLoss(GANLoss):
         self.real_label = real_label
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
-        logits_real, logits_fake = D(real), D(fake)                         # (B, 1) each
+        logits_real, logits_fake = D(real), D(fake)                         # (B, 1); D: real -> real_label, fake -> 0
         loss = (F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, self.real_label))
                 + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
-        stats = {"D(x)": torch.sigmoid(logits_real.detach()).mean(),
-                 "D(G(z)) before D step": torch.sigmoid(logits_fake.detach()).mean()}
-        return loss, stats
+        return loss, {"D(x)": torch.sigmoid(logits_real.detach()).mean(),
+                      "D(G(z)) before D step": torch.sigmoid(logits_fake.detach()).mean()}
 
     def generator_loss(self, D, fake):
         logits = D(fake)                                                    # (B, 1)
-        loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))    # G: fake -> 1, -log D(G(z))
         return loss, {"D(G(z)) after D step": torch.sigmoid(logits.detach()).mean()}
 
 
 class WassersteinLoss(GANLoss):
-    """WGAN (Arjovsky et al., 2017): the critic minimises E f(G(z)) - E f(x); G minimises -E f(G(z)). With f
-    1-Lipschitz the best gap is W1 (``"W estimate"``). ``clip=0.01`` clamps every critic parameter to [-clip, clip]
-    after each update, as in the paper; None leaves it alone (use a gradient penalty instead)."""
+    """WGAN (Arjovsky et al., 2017): the critic's gap E f(x) - E f(G(z)) estimates W1; ``clip`` clamps its weights."""
 
     def __init__(self, clip: float | None = None):
         if clip is not None and not clip > 0:
@@ -67,11 +63,11 @@ class WassersteinLoss(GANLoss):
     def discriminator_loss(self, D, real, fake, scale=1.0):
         f_real, f_fake = D(real).mean(), D(fake).mean()                     # D gives (B, 1); 0-d each
         stats = {"W estimate": (f_real - f_fake).detach(), "f(x)": f_real.detach(), "f(G(z))": f_fake.detach()}
-        return f_fake - f_real, stats
+        return f_fake - f_real, stats                                       # critic: widen the gap
 
     def generator_loss(self, D, fake):
         f_fake = D(fake).mean()                                             # D gives (B, 1)
-        return -f_fake, {"f(G(z)) after D step": f_fake.detach()}
+        return -f_fake, {"f(G(z)) after D step": f_fake.detach()}           # G: raise the critic's score
 
     @torch.no_grad()
     def after_discriminator_step(self, D):
@@ -81,17 +77,14 @@ class WassersteinLoss(GANLoss):
 
 
 def input_gradient(D, x: torch.Tensor, grad_scale: float = 1.0) -> torch.Tensor:
-    """d sum_i D(x)_i / dx (B, C, H, W), built with ``create_graph=True`` so a penalty on it trains D; the
-    gradient of ``grad_scale`` * D(x) (fp16's GradScaler scale: no underflow), divided by it again."""
+    """d sum_i D(x)_i / dx (B, C, H, W), differentiable so a penalty on it trains D; ``grad_scale``: fp16's scale."""
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x).float().sum() * grad_scale, x, create_graph=True)
     return grad / grad_scale                                              # (B, C, H, W), unscaled
 
 
 def gradient_penalty(D, real, fake, eps: torch.Tensor | None = None, grad_scale: float = 1.0):
-    """(penalty, norms): mean_i (||grad f(x̂_i)||_2 - 1)^2 at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1), and the
-    per-sample norms (B,); ``penalty.backward()`` trains D. ``eps`` (B, 1, 1, 1) fixes the interpolation (tests);
-    ``grad_scale`` as in ``input_gradient``."""
+    """mean_i (||grad f(x̂_i)||_2 - 1)^2 and the norms (B,) at x̂ = eps*real + (1-eps)*fake, eps ~ U(0, 1)."""
     if eps is None:
         eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     grad = input_gradient(D, eps * real + (1 - eps) * fake, grad_scale)   # (B, C, H, W) at x̂
@@ -100,9 +93,7 @@ def gradient_penalty(D, real, fake, eps: torch.Tensor | None = None, grad_scale:
 
 
 class WassersteinGPLoss(WassersteinLoss):
-    """WGAN-GP (Gulrajani et al., 2017): the critic adds gp_weight * gradient_penalty; G as WGAN. The stats add
-    ``"gradient penalty"`` (unweighted) and ``"grad norm at x̂"`` (ideally ~1). The penalty is per sample, so the
-    critic must not use batch norm."""
+    """WGAN-GP (Gulrajani et al., 2017): WGAN plus gp_weight * gradient_penalty (per sample: no batch norm in D)."""
     double_backward = True
 
     def __init__(self, gp_weight: float = 10.0):
@@ -113,7 +104,7 @@ class WassersteinGPLoss(WassersteinLoss):
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
         loss, stats = super().discriminator_loss(D, real, fake)
-        penalty, norms = gradient_penalty(D, real, fake, grad_scale=scale)
+        penalty, norms = gradient_penalty(D, real, fake, grad_scale=scale)  # keep the critic's slope near 1
         stats.update({"gradient penalty": penalty.detach(), "grad norm at x̂": norms.detach().mean()})
         return loss + self.gp_weight * penalty, stats
 
@@ -130,22 +121,19 @@ class HingeLoss(GANLoss):
 
 
 class Regularised(GANLoss):
-    """Any loss above plus lesson 05's regularisers. ``augment`` (e.g. ``DiffAugment``): D sees augment(x), real and
-    fake, in both steps, so G is never asked to make augmented images. ``r1`` = γ: (γ/2) E ||∇_x D(x)||² on real
-    data (Mescheder et al., 2018), which keeps D from growing steep there; ``r2`` the same on fakes (R3GAN, 2024).
-    Lazy (StyleGAN2): every ``every``-th D update, times ``every``; the stats keep the latest ``"R1"``/``"R2"``."""
+    """``base`` with D seeing ``augment(x)`` in both steps, plus (γ/2) E ||∇_x D(x)||² for ``r1`` = γ on real data
+    (Mescheder et al., 2018), ``r2`` on fakes (R3GAN); lazy (StyleGAN2): each ``every``-th D step, times ``every``."""
 
     def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
         if r1 < 0 or r2 < 0 or every < 1:
             raise ValueError(f"r1={r1}, r2={r2}, every={every}: the weights must be >= 0 (StyleGAN2 uses r1 of "
                              f"0.01-10 by resolution) and every >= 1 (16 is usual).")
         self.base, self.augment, self.r1, self.r2, self.every = base, augment, r1, r2, every
-        self.calls, self.latest = 0, {}
+        self.calls, self.latest = 0, {}                  # latest: the last "R1"/"R2", kept in the stats
         self.double_backward = base.double_backward or bool(r1 or r2)
         self.after_discriminator_step = base.after_discriminator_step
 
-    def _seen_by(self, D):
-        """D as the loss sees it: D(augment(x)) when there is an augmentation."""
+    def _seen_by(self, D):                                                  # D as the loss sees it: D(augment(x))
         return D if self.augment is None else (lambda x: D(self.augment(x)))
 
     def discriminator_loss(self, D, real, fake, scale=1.0):
@@ -161,10 +149,9 @@ class Regularised(GANLoss):
         return loss, {**stats, **self.latest}
 
     def generator_loss(self, D, fake):
-        return self.base.generator_loss(self._seen_by(D), fake)
+        return self.base.generator_loss(self._seen_by(D), fake)                    # Gmain: G fools what D sees
 
-    def state_dict(self) -> dict:
-        """The lazy schedule's position, so a resumed run applies R1/R2 on the same D steps (a checkpoint extra)."""
+    def state_dict(self) -> dict:               # the lazy schedule's place: a resumed run regularises the same steps
         return {"calls": self.calls}
 
     def load_state_dict(self, state: dict) -> None:

@@ -1,5 +1,4 @@
-"""What every lesson sets first: smoke mode, the device and its precision, seeding, where it runs (Colab, Kaggle,
-local).
+"""What every lesson sets first: smoke mode, the device and its precision, seeding, where it runs.
 
     device, steps = pick_device(), by_mode(full=6000, smoke=30, cpu=3000)   # cpu: full mode without a GPU
     print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
@@ -15,18 +14,16 @@ import numpy as np
 import torch
 
 SMOKE_ENV = "GAN_LIB_SMOKE"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
 _SAME = object()
 
 
 def smoke_mode() -> bool:
     """True when ``GAN_LIB_SMOKE`` asks for a quick CPU run (tiny data, few steps); the kit's one reader of it."""
     value = os.environ.get(SMOKE_ENV, "").strip().lower()
-    if value not in _TRUE | _FALSE:
+    if value not in ("1", "true", "yes", "on", "", "0", "false", "no", "off"):
         raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke "
                          f"run or 0 (or unset it) for the full lesson.")
-    return value in _TRUE
+    return value in ("1", "true", "yes", "on")
 
 
 def cpu_budget() -> bool:
@@ -42,17 +39,14 @@ def by_mode(full, smoke, cpu=_SAME):
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA, else Apple's MPS, else the CPU; ``prefer`` (a device string, e.g. "cpu" for tiny models) overrides it."""
-    if prefer is not None:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    """``prefer`` (e.g. "cpu" for tiny models), else CUDA, else Apple's MPS, else the CPU."""
+    if prefer is None:
+        prefer = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return torch.device(prefer)
 
 
 def choose_precision(device, precision: str = "auto") -> str:
-    """``"auto"``: fp16 on GPUs older than Ampere (Colab's T4), else fp32 (TF32 on Ampere and newer, where bf16
-    measured slower for a DCGAN: README, "Speed"). Name "bf16" or "fp16" to use them anyway."""
+    """``"auto"``: fp16 before Ampere (Colab's T4), else fp32 (TF32; bf16 was slower: README, "Speed")."""
     device = torch.device(device)
     if precision == "auto":
         return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
@@ -71,8 +65,7 @@ def configure_device(device, precision: str = "auto") -> str:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (CPU and GPUs); return a ``torch.Generator`` seeded the same way. A CPU run
-    then repeats bit for bit (same PyTorch and thread count); GPU kernels may not."""
+    """Seed Python, NumPy and PyTorch (CPU and GPUs); return a ``torch.Generator`` seeded alike."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -87,31 +80,26 @@ def runtime_name() -> str:
 
 
 def describe_runtime(device: torch.device | str, needs_gpu: bool = True) -> str:
-    """A lesson's first output, ``runtime: Colab | device: cuda (Tesla T4, 15 GB) | torch 2.5.1 | smoke mode: off``,
-    with a warning when a lesson that ``needs_gpu`` runs in full mode on a CPU."""
+    """A lesson's first line (where, device, torch, smoke mode); a warning if a ``needs_gpu`` lesson has no GPU."""
     device = torch.device(device)
     what = str(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         what += f" ({props.name}, {props.total_memory / 2**30:.0f} GB)"
-    line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__} | smoke mode: " \
-           f"{'on' if smoke_mode() else 'off'}"
+    line = f"runtime: {runtime_name()} | device: {what} | torch {torch.__version__}"
+    line += f" | smoke mode: {'on' if smoke_mode() else 'off'}"
     if needs_gpu and cpu_budget():
-        line += ("\nCPU budget: no GPU, so the settings marked cpu= are used (about 30 min of training on 2 cores; "
-                 "see the README's table). For the full settings: Colab Runtime > Change runtime type > T4 GPU, "
-                 "or Kaggle Settings > Accelerator > GPU.")
+        line += ("\nCPU budget: no GPU, so the settings marked cpu= are used (30 min on 2 cores, README's table); "
+                 "for the full ones: Colab Runtime > Change runtime type > T4, or Kaggle Settings > Accelerator > GPU.")
     return line
 
 
 def storage_folder(name: str, drive: bool = False) -> str:
-    """Where a lesson keeps its outputs: ``MyDrive/gan-course-kit/<name>`` on Colab with ``drive=True`` (mounted
-    on first use), ``/kaggle/working/<name>`` on Kaggle, else ``runs/<name>``."""
+    """A lesson's output folder: on Drive (Colab, ``drive=True``), in /kaggle/working (Kaggle), else in runs/."""
     where = runtime_name()
     if drive and where == "Colab":
         from google.colab import drive as colab_drive  # only importable on Colab
         if not os.path.isdir("/content/drive/MyDrive"):
             colab_drive.mount("/content/drive")
         return f"/content/drive/MyDrive/gan-course-kit/{name}"
-    if where == "Kaggle":
-        return f"/kaggle/working/{name}"
-    return f"runs/{name}"
+    return f"/kaggle/working/{name}" if where == "Kaggle" else f"runs/{name}"

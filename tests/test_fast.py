@@ -16,7 +16,7 @@ def _pixels(n=40, size=8, seed=0):
     return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
-def test_each_epoch_is_a_permutation_and_drop_last_skips_the_rest():
+def test_each_epoch_is_a_permutation_and_the_partial_last_batch_is_skipped():
     images = torch.arange(10, dtype=torch.float32).view(10, 1)            # float images pass through unchanged
     batches = ImageBatches(images, batch_size=4, seed=3)
     assert len(batches) == 2
@@ -26,8 +26,6 @@ def test_each_epoch_is_a_permutation_and_drop_last_skips_the_rest():
     assert not torch.equal(epoch1, epoch2)                                 # a new order each epoch
     again = ImageBatches(images, batch_size=4, seed=3)
     assert torch.equal(torch.cat([next(again) for _ in range(2)]).flatten(), epoch1)   # same seed, same order
-    keep_all = ImageBatches(images, batch_size=4, seed=3, drop_last=False)
-    assert len(keep_all) == 3 and [len(next(keep_all)) for _ in range(4)] == [4, 4, 2, 4]
 
 
 def test_batches_equal_the_dataloader_over_the_same_images_in_the_same_order():

@@ -5,8 +5,6 @@
 D sees only augmented images, real and fake; every op is differentiable, so G's gradient flows through it.
 A small ``p`` suits 10k+ images, ``p=1`` (the paper's setting) 100-1,000.
 """
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

@@ -4,8 +4,6 @@ own modules); each one's ``state_dict()`` is kept in the run and its checkpoints
     ema = EMA(G, ema_decay(10_000, batch))     # sample from ema.module
     callbacks = [ema, Grids(noise(64), every=500, model=ema), Evaluate(score, every=1000), Budget(600)]
 """
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Callable
 

@@ -6,8 +6,6 @@
 A session's first ``train`` call loads the newest good checkpoint (a run saved with other settings is refused) and
 the run goes on bit for bit. Only plain values are written: ``torch.load(weights_only=True)`` reads them back.
 """
-from __future__ import annotations
-
 import json
 import sys
 import warnings

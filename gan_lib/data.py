@@ -4,8 +4,6 @@
     faces, source = load_faces(DATA_DIR, size=64, limit=N_IMAGES)   # a Dataset of (3, 64, 64) in [-1, 1]
     batches = ImageBatches(faces.images_uint8, batch_size=128, device=device, flip=True, seed=0)
 """
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path

@@ -3,8 +3,6 @@
     loss = Regularised(HingeLoss(), augment=DiffAugment(p=0.2), r1=1.0)      # lesson 05
     loss_d, stats = loss.discriminator_loss(D, real, fake.detach())          # stats: {name: detached 0-d tensor}
 """
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 

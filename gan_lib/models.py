@@ -3,8 +3,6 @@
     G, D = mlp_gan(latent_dim=100)                  # lesson 02: MNIST, 28x28
     G, D = dcgan(image_size=64, latent_dim=100)     # lessons 03-04: anime faces, 64 or 96 px
 """
-from __future__ import annotations
-
 import math
 
 import torch

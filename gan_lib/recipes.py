@@ -4,8 +4,6 @@
     run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
                 until=recipe.steps, options=recipe.options, callbacks=recipe.callbacks())
 """
-from __future__ import annotations
-
 import inspect
 from dataclasses import dataclass, field
 

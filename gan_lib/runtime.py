@@ -4,8 +4,6 @@
     print(describe_runtime(device))                 # runtime: Colab | device: cuda (Tesla T4, 15 GB) | ...
     precision = configure_device(device)            # "fp16" on a T4; "fp32" (TF32) on an A100/L4/H100 or a CPU
 """
-from __future__ import annotations
-
 import importlib.util
 import os
 import random

@@ -5,8 +5,6 @@
 G (Karras et al., 2020): a mapping network, modulated convs with noise inputs on a learned 4x4 constant, to-RGB skips.
 D: residual blocks, minibatch stddev. Equalised learning rate throughout: train with Adam 2e-3, betas (0, 0.99).
 """
-from __future__ import annotations
-
 import math
 
 import torch

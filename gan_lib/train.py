@@ -3,8 +3,6 @@
     run = train(G, D, opt_g, opt_d, batches, NonSaturatingLoss(), noise, until=5000,
                 callbacks=[EMA(G, ema_decay(10_000, batch=64)), Checkpoints("runs/dcgan", every=500)])
 """
-from __future__ import annotations
-
 import contextlib
 import time
 import warnings

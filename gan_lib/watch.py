@@ -4,8 +4,6 @@
 warning and in ``run.warnings`` as ``[step, text]``. A NaN/inf loss raises ``TrainingDiverged`` before anything NaN
 is saved; after the fix, the same ``train`` call with ``Checkpoints`` resumes from the last good step.
 """
-from __future__ import annotations
-
 import math
 import warnings
 

@@ -28,7 +28,7 @@ from gan_lib.io.image_files import FaceFolder
 from gan_lib.recipes import build
 from gan_lib.runtime import configure_device
 from gan_lib.train import Options, train
-from gan_lib.watch import Watch
+from gan_lib.callbacks import Watch
 
 ROOT = Path(__file__).resolve().parents[1]
 

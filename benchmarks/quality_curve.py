@@ -30,7 +30,7 @@ from gan_lib.callbacks import Budget
 from gan_lib.recipes import build
 from gan_lib.runtime import seed_everything
 from gan_lib.train import Options, train
-from gan_lib.watch import Watch
+from gan_lib.callbacks import Watch
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "data" / "anime-faces-64"

@@ -19,8 +19,6 @@ from gan_lib.trainer.distributed import is_main as is_main_rank
 
 FORMAT = 2                                     # bump when the layout of training_state() changes
 
-__all__ = ["CheckpointError", "Checkpoints", "load_checkpoint", "restore", "save_checkpoint", "training_state"]
-
 
 def training_state(loop: Loop) -> dict:
     """All the run needs to go on exactly: weights, optimisers, data, loss, the ``Run``, the random state."""

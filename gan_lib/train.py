@@ -96,14 +96,13 @@ class Loop:
     device: torch.device | None = None                 # where G and D live
     dtype: torch.dtype | None = None                   # autocast's dtype; None: fp32
     fake: torch.Tensor | None = None                   # (B, ...) the last G update's batch
-    real: torch.Tensor | None = None                   # (B, ...) the last D update's real batch
-    reals: list = field(default_factory=list)          # every real batch of the step (Watch checks them)
+    reals: list = field(default_factory=list)          # (B, ...) each real batch of the step, for D's updates
     numbers: dict = field(default_factory=dict)        # this step's losses and stats as floats
     grad_norms: list | None = None                     # D's per-layer gradient norms (Options.record_grad_norms)
     metrics: dict = field(default_factory=dict)        # this step's evaluation (set by Evaluate), else {}
     skipped: bool = False                              # the GradScaler skipped this step's update (fp16)
     stop: str | None = None                            # set by a callback: why this call ends early
-    _clock: float = 0.0
+    _clock: float = field(default_factory=time.perf_counter)
 
     def tick(self) -> None:
         """Add the time since the last tick to run.seconds."""
@@ -150,7 +149,7 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     callbacks      ``gan_lib.callbacks`` objects; a ``Watch`` is added when none is given
     run            the ``Run`` to continue; None: a fresh one (or what ``Checkpoints`` loads)
     """
-    from gan_lib.watch import Watch               # watch imports this module's Callback
+    from gan_lib.callbacks import Watch           # callbacks imports this module's Callback
     options, run = options or Options(), run if run is not None else Run()
     callbacks = list(callbacks)
     if not any(isinstance(cb, Watch) for cb in callbacks):
@@ -167,7 +166,6 @@ def train(G, D, opt_g, opt_d, batches: Iterator[torch.Tensor], loss, noise: Call
     for cb in stateful(callbacks) if run.step else ():
         if cb.name in run.callbacks:
             cb.load_state_dict(run.callbacks[cb.name])
-    loop._clock = time.perf_counter()
     for cb in reversed(callbacks):
         cb.on_start(loop)
     if run.scaler:
@@ -238,7 +236,7 @@ def training_step(loop: Loop, models) -> bool:
     # the figures of the last updates: one device-to-host copy per step, not one per number
     kept = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **stats_d, **stats_g}
     loop.numbers = dict(zip(kept, torch.stack([v.float() for v in kept.values()]).tolist()))
-    loop.fake, loop.real = fake.detach(), real
+    loop.fake = fake.detach()
     return skipped
 
 

@@ -25,7 +25,7 @@ from gan_lib.checkpoints import (FORMAT, CheckpointError, Checkpoints, load_chec
 from gan_lib.io.files import NAMES
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.train import Callback, Options, train
-from gan_lib.watch import TrainingDiverged
+from gan_lib.callbacks import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = Options(progress=False)

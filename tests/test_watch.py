@@ -10,7 +10,7 @@ import torch.nn as nn
 from gan_lib.checkpoints import Checkpoints, load_checkpoint
 from gan_lib.losses import NonSaturatingLoss
 from gan_lib.train import Callback, Options, train
-from gan_lib.watch import TrainingDiverged, Watch
+from gan_lib.callbacks import TrainingDiverged, Watch
 
 QUIET = Options(progress=False)
 

@@ -35,8 +35,7 @@ def sample_seeded(G, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
 
 
 def sample_top_k(G, D, k: int, pool: int | None = None, seed: int = 0, batch_size: int = 256):
-    """``(images (k, C, H, W), D's logits (k,))``, best first: the k of ``sample_seeded(G, pool, seed)`` (pool None:
-    4k) that D scores highest. Nicer grids, less diversity: use plain samples for FID and the like."""
+    """(images, D's logits) of the k of ``sample_seeded(G, pool or 4k, seed)`` D rates best, best first; not for FID."""
     pool = 4 * k if pool is None else pool
     if not 1 <= k <= pool:
         raise ValueError(f"k={k}, pool={pool}: choose 1 <= k <= pool, e.g. pool=4*k.")
@@ -77,18 +76,15 @@ def widgets_available() -> bool:
 
 def latent_explorer(G, seed_max: int = 1000, n_steps: int = 8, static: bool | None = None):
     """Sliders (seeds A, B; t) over the faces of z_A, slerp(z_A, z_B, t), z_B; static: interpolation_grid's Figure."""
-    static = not widgets_available() if static is None else static
     try:
         import ipywidgets as widgets
         from IPython.display import display
     except ImportError:
         static = True
-    if static:
+    if static or (static is None and not widgets_available()):
         rows = min(4, n_steps)                                                    # show_images shows n_steps**2
-        fig = show_images(interpolation_grid(G, rows, n_steps), nrow=n_steps, title="slerp between seeded faces")
-        fig.set_size_inches(1.0 * n_steps, 1.0 * rows + 0.4)                     # fit the grid, not a square
-        fig.tight_layout()
-        return fig
+        _, ax = plt.subplots(figsize=(n_steps, rows + 0.4), layout="tight")        # fit the grid, not a square
+        return show_images(interpolation_grid(G, rows, n_steps), nrow=n_steps, title="slerp between seeds", ax=ax)
     latent_dim = _latent_dim(G)
 
     def redraw(seed_a=0, seed_b=1, t=0.5):

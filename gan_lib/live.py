@@ -16,8 +16,7 @@ def _newest_grid(loop: Loop):
 
 
 class LiveView(Callback):
-    """Loss curves beside the run's newest ``Grids`` grid, redrawn in one output area every ``every`` steps and at the
-    end, ~``max_renders`` times (no ``total_steps``: ``every`` doubles); ``static``: once at the end, in ``.figure``."""
+    """Loss curves and the newest ``Grids`` grid, redrawn in place ~``max_renders`` times; static: once at the end."""
 
     def __init__(self, every: int = 100, smooth: int = 1, total_steps: int | None = None, max_renders: int = 20,
                  static: bool | None = None, title: str | None = None):
@@ -57,7 +56,6 @@ class LiveView(Callback):
             fig.set_figwidth(fig.get_figwidth() + fig.get_figheight())     # a square more
             show_images(images, nrow=min(8, math.isqrt(len(images))), title=f"fixed noise, step {step}",
                         ax=fig.add_subplot(layout[-1]))
-            fig.tight_layout()
         self.renders += 1
         self.drawn_step = loop.run.step
         if self.static:
@@ -92,8 +90,7 @@ class TensorBoard(Callback):
             if values and isinstance(values[-1], (int, float)):
                 recent = values[-self.every:]                              # this interval's steps
                 self.writer.add_scalar(re.sub(r"[^\w./-]+", "_", key).strip("_"), sum(recent) / len(recent), step)
-        grid = _newest_grid(loop)
-        if grid is not None and grid[0] != self.logged_grid:
+        if (grid := _newest_grid(loop)) is not None and grid[0] != self.logged_grid:
             self.logged_grid, images = grid                                # (N, C, H, W) in [-1, 1]
             self.writer.add_images("fixed noise", images.add(1).div(2), self.logged_grid)   # one grid, 8 a row
         self.writer.flush()

@@ -8,7 +8,6 @@ import numpy as np
 def _finish(fig, title: str | None):
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -16,7 +15,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], panels: Mapping[str, Seq
                 refs: Mapping[str, Sequence[float]] | None = None, smooth: int = 1, title: str | None = None,
                 xs: Sequence[float] | None = None):
     """One panel per ``panels`` entry, e.g. {"losses": ["loss_d", "loss_g"]}, dashed ``refs``, ``smooth``-step means."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False, layout="tight")
     for ax, (name, keys) in zip(axes[0], panels.items()):
         for key in keys:
             if key not in history:
@@ -38,7 +37,7 @@ def plot_density_snapshots(snapshots: Mapping[int | str, np.ndarray], target_pdf
                            x_range: tuple[float, float], title: str | None = None):
     """Histograms of generated 1-D samples over the target density, one panel per key ("step N" for an int)."""
     xs = np.linspace(*x_range, 400)
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3.0 * len(snapshots), 2.8), squeeze=False, layout="tight")
     for ax, (key, samples) in zip(axes[0], snapshots.items()):
         samples = np.asarray(samples).reshape(-1)
         ax.hist(samples, bins=60, range=x_range, density=True, alpha=0.6, color="tab:orange", label="G(z)")
@@ -76,7 +75,7 @@ def plot_progress_strip(samples, nrow: int = 4, title: str | None = None):
     """Up to 8 grids of a ``Grids`` callback (or its ``.samples``) side by side, evenly spaced, the last included."""
     samples = kept_grids(samples)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(8, len(samples))).round().astype(int))
-    fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.0 * len(picks), 2.3), squeeze=False, layout="tight")
     for ax, (step, images) in zip(axes[0], [samples[i] for i in picks]):
         show_images(images, nrow=nrow, title=f"step {step}", ax=ax)
     return _finish(fig, title)
@@ -84,7 +83,7 @@ def plot_progress_strip(samples, nrow: int = 4, title: str | None = None):
 
 def plot_class_histogram(fractions: Mapping[str, Sequence[float]], title: str | None = None):
     """Bars of each class's share (0-9), one colour per entry; the green band is where a well-covering G stays."""
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    fig, ax = plt.subplots(figsize=(6.5, 2.8), layout="tight")
     width = 0.8 / len(fractions)
     for i, (name, shares) in enumerate(fractions.items()):
         ax.bar(np.arange(len(shares)) + (i - (len(fractions) - 1) / 2) * width, shares, width, label=name)
@@ -96,7 +95,7 @@ def plot_class_histogram(fractions: Mapping[str, Sequence[float]], title: str | 
 
 def plot_grad_norms(histories: Mapping[str, Mapping], skip: int = 0, title: str | None = None):
     """The critic's per-layer gradient norms by depth, mean over the steps after ``skip``, one line per history."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="tight")
     for name, history in histories.items():
         norms = np.asarray(history["grad_norms_d"][skip:], dtype=float)     # (steps, layers)
         if norms.size == 0:

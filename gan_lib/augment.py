@@ -1,7 +1,5 @@
 """Differentiable augmentation (DiffAugment, Zhao et al., 2020) for the discriminator's inputs.
 
-    loss = Regularised(NonSaturatingLoss(), augment=DiffAugment("color,translation,cutout", p=0.2))
-
 D sees only augmented images, real and fake; every op is differentiable, so G's gradient flows through it.
 A small ``p`` suits 10k+ images, ``p=1`` (the paper's setting) 100-1,000.
 """
@@ -44,8 +42,7 @@ OPS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 class DiffAugment:
-    """``augment(x)``: the ops in ``policy`` (comma-separated, in that order) on a random fraction ``p`` of the
-    images in x (B, C, H, W); the rest pass unchanged."""
+    """``augment(x)``: the ops in ``policy`` (comma-separated, in order) on a random fraction ``p`` of x's images."""
 
     def __init__(self, policy: str = "color,translation,cutout", p: float = 1.0):
         self.ops = [name.strip() for name in policy.split(",") if name.strip()]

@@ -1,8 +1,4 @@
-"""Model factories returning plain ``nn.Module`` s to print and read. Every D returns logits (no sigmoid).
-
-    G, D = mlp_gan(latent_dim=100)                  # lesson 02: MNIST, 28x28
-    G, D = dcgan(image_size=64, latent_dim=100)     # lessons 03-04: anime faces, 64 or 96 px
-"""
+"""Plain ``nn.Module`` s to print and read: mlp_gan (lesson 02), dcgan (lessons 03-04). Every D returns logits."""
 import math
 
 import torch
@@ -71,10 +67,9 @@ def mlp_gan(latent_dim: int = 100, g_hidden=(128, 256, 512), d_hidden=(512, 256)
 
 # ------------------------------------------------------------------------------------- DCGAN (lessons 03-04)
 def _edge_layer(image_size: int) -> tuple[int, int, int]:
-    """(kernel, stride, padding) between 32x32 and the image: PyTorch's DCGAN tutorial (64), pytorch-book (96 px)."""
     if image_size not in (64, 96):
         raise ValueError(f"image_size={image_size!r} is not supported: use 64 or 96.")
-    return (4, 2, 1) if image_size == 64 else (5, 3, 1)
+    return (4, 2, 1) if image_size == 64 else (5, 3, 1)     # (kernel, stride, padding) from 32x32 to the image
 
 
 NORMS = {"batch": nn.BatchNorm2d,
@@ -140,8 +135,7 @@ class DCGANDiscriminator(nn.Module):
 
 def dcgan(image_size: int = 64, latent_dim: int = 100, g_width: int = 64, d_width: int = 64,
           d_norm: str | None = "batch") -> tuple[DCGANGenerator, DCGANDiscriminator]:
-    """The lesson-03/04 pair (G, D), initialised with ``dcgan_init``. ``d_norm``: "batch" (DCGAN), or "instance",
-    "layer" or None for a WGAN-GP critic (its per-sample penalty must not mix samples)."""
+    """The lesson-03/04 pair with ``dcgan_init``; WGAN-GP needs a d_norm that keeps samples apart (not "batch")."""
     G = DCGANGenerator(image_size, latent_dim, g_width)
     D = DCGANDiscriminator(image_size, d_width, d_norm)
     return G.apply(dcgan_init), D.apply(dcgan_init)

@@ -1,7 +1,5 @@
 """A small StyleGAN2-style generator and a residual discriminator (lesson 05).
 
-    G, D = stylegan(image_size=64, latent_dim=128, width=32)     # G(z) -> (B, 3, 64, 64); D(x) -> (B, 1) logits
-
 G (Karras et al., 2020): a mapping network, modulated convs with noise inputs on a learned 4x4 constant, to-RGB skips.
 D: residual blocks, minibatch stddev. Equalised learning rate throughout: train with Adam 2e-3, betas (0, 0.99).
 """
@@ -48,8 +46,7 @@ class EqualConv2d(nn.Conv2d):
 
 
 class ModulatedConv(nn.Module):
-    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H, W): the style s = affine(w) scales the input channels;
-    ``demodulate`` divides each output channel by its std for unit input: StyleGAN2's W * s / norm, no grouped conv."""
+    """x (B, c_in, H, W), w (B, w_dim) -> (B, c_out, H, W): the style s = affine(w) scales the input channels."""
 
     def __init__(self, c_in: int, c_out: int, k: int, w_dim: int, demodulate: bool = True):
         super().__init__()
@@ -61,15 +58,14 @@ class ModulatedConv(nn.Module):
         s = self.affine(w)                                                       # (B, c_in)
         weight = self.weight * self.scale                                        # (c_out, c_in, k, k)
         x = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)    # (B, c_out, H, W)
-        if self.demodulate:
+        if self.demodulate:                            # StyleGAN2's W * s / norm: unit std per output channel
             norm = (weight.square().sum(dim=(2, 3))[None] * s.square()[:, None]).sum(2)    # (B, c_out)
             x = x * torch.rsqrt(norm + 1e-8)[:, :, None, None]
         return x
 
 
 class StyleLayer(nn.Module):
-    """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU. The noise is fresh
-    in training; in eval mode a fixed seeded map (StyleGAN2-ADA's ``noise_mode='const'``): one z, one image."""
+    """Modulated conv + per-pixel noise times a learned strength (starts at 0) + bias, LeakyReLU."""
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, seed: int = 0):
         super().__init__()
@@ -83,7 +79,7 @@ class StyleLayer(nn.Module):
         x = self.conv(x, w)                                                      # (B, c_out, H, W)
         if self.training:
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)   # (B, 1, H, W)
-        else:
+        else:                         # eval: a fixed seeded map (StyleGAN2-ADA's noise_mode='const'), one z, one image
             noise = self.noise_const.to(x.dtype)                                 # (1, 1, H, W), broadcast over B
         return lrelu(x + self.noise_strength * noise + self.bias)
 
@@ -101,11 +97,10 @@ class ToRGB(nn.Module):
 
 
 def _widths(image_size: int, width: int) -> dict[int, int]:
-    """Channels per resolution, w x min(8, image_size / s): at 64 px 8w, 8w, 4w, 2w, w for s = 4 ... 64."""
     if image_size not in (32, 64, 128):
         raise ValueError(f"image_size={image_size} is not supported: use 32, 64 or 128.")
     sizes = [4 * 2 ** i for i in range(int(math.log2(image_size)) - 1)]         # 4, 8, ..., image_size
-    return {s: width * min(8, image_size // s) for s in sizes}
+    return {s: width * min(8, image_size // s) for s in sizes}        # channels per size; 64 px: 8w, 8w, 4w, 2w, w
 
 
 class StyleGenerator(nn.Module):

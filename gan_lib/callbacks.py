@@ -173,14 +173,13 @@ class Watch(Callback):
         self.said, self._low_spread = set(state["said"]), int(state["low_spread"])
 
     @staticmethod
-    def non_finite(step: int, numbers: dict[str, float], real: torch.Tensor | list | None = None) -> str | None:
-        """What is NaN/inf in ``numbers`` and the likely fix (blaming the data when ``real``, a batch or a list of
-        them, holds NaN/inf), or None when all are finite."""
+    def non_finite(step: int, numbers: dict[str, float], batches: list = ()) -> str | None:
+        """What is NaN/inf in ``numbers`` and the likely fix (blaming the data when one of the real ``batches`` holds
+        NaN/inf), or None when all are finite."""
         bad = {name: value for name, value in numbers.items() if not math.isfinite(value)}
         if not bad:
             return None
         named = ", ".join(f"{name} = {value}" for name, value in bad.items())
-        batches = [real] if isinstance(real, torch.Tensor) else list(real or [])
         nan = sum(int(torch.isnan(batch).sum()) for batch in batches)
         inf = sum(int(torch.isinf(batch).sum()) for batch in batches)
         if nan or inf:

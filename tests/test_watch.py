@@ -187,5 +187,5 @@ def test_nan_in_the_data_is_blamed_on_the_data_not_the_learning_rate(tmp_path):
     with pytest.raises(TrainingDiverged, match="diverged at step 2: the real batch itself holds 1 NaN"):
         train(G, D, opt_g, opt_d, _nan_data(at_batch=3), NonSaturatingLoss(), _noise, 10,
               options=Options(d_steps=2, progress=False))
-    finite = Watch.non_finite(4, {"loss_d": math.nan}, torch.zeros(2, 2))  # finite data: the usual causes
+    finite = Watch.non_finite(4, {"loss_d": math.nan}, [torch.zeros(2, 2)])  # finite data: the usual causes
     assert "lower the learning rates" in finite and "real batch" not in finite

@@ -115,8 +115,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
     loss = Regularised(HingeLoss() if "+ hinge" in ingredients else NonSaturatingLoss(),
                        augment=DiffAugment(p=augment_p) if "+ DiffAugment" in ingredients else None,
                        r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every)
-    half_life = ema_half_life if "+ EMA" in ingredients else None
-    ema = None if half_life is None else EMA(G, ema_decay(half_life, batch), ema_rampup)
+    ema = EMA(G, ema_decay(ema_half_life, batch), ema_rampup) if "+ EMA" in ingredients else None
     return Recipe(G, D, opt(G), opt(D), loss, batch, steps, ema=ema, latent_dim=latent_dim, image_size=image_size)
 
 
@@ -135,9 +134,8 @@ def build(name: str, device="cpu", **values) -> Recipe:
         raise ValueError(f"width={values['width']}: the width is a number of channels, at least 1 "
                          f"(the lessons use 64).")
     recipe = RECIPES[name](torch.device(device), **values)
-    settings = {"recipe": name, **defaults, **values}
-    del settings["steps"]                               # not a setting: a longer run continues a shorter one
     recipe.name = name
-    recipe.settings = {key: list(v) if isinstance(v, tuple) else v for key, v in settings.items()}   # JSON: lists
+    settings = {"recipe": name, **defaults, **values}   # but steps: a longer run continues a shorter one
+    recipe.settings = {key: list(v) if isinstance(v, tuple) else v for key, v in settings.items() if key != "steps"}
     return recipe
 

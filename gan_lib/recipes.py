@@ -101,8 +101,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
            ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2,
            ema_rampup: float | None = None) -> Recipe:
     """Lesson 05: lesson 03's DCGAN plus ``ingredients`` (some of ``INGREDIENTS``), each changing one thing."""
-    unknown = [name for name in ingredients if name not in INGREDIENTS]
-    if unknown:
+    if unknown := [name for name in ingredients if name not in INGREDIENTS]:
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
     dcgan_G, dcgan_D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
                                     d_norm="layer" if "+ layer-norm D" in ingredients else "batch")
@@ -127,8 +126,7 @@ def build(name: str, device="cpu", **values) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(map(repr, RECIPES))}.")
     defaults = {key: p.default for key, p in inspect.signature(RECIPES[name]).parameters.items() if key != "device"}
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
+    if unknown := sorted(set(values) - set(defaults)):
         raise ValueError(f"recipe {name!r} has no setting {unknown}: its settings are {', '.join(sorted(defaults))}.")
     if values.get("width", 1) < 1:
         raise ValueError(f"width={values['width']}: the width is a number of channels, at least 1 "

@@ -28,12 +28,10 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 def load_mnist_subset(path: Path = MNIST_SUBSET) -> tuple[torch.Tensor, torch.Tensor]:
     """The 2,000-digit offline subset shipped with gan_lib (CC BY-SA 3.0): uint8 images (N, 28, 28), labels (N,)."""
     if not path.is_file():
-        raise FileNotFoundError(f"the offline MNIST subset {path} is missing: reinstall the kit (`pip install "
-                                f"--force-reinstall`) or give the notebook internet access to download MNIST.")
+        raise FileNotFoundError(f"{path} is missing: reinstall the kit, or go online to download MNIST.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != MNIST_SUBSET_SHA256:
-        raise ValueError(f"{path} is damaged (sha256 {digest[:12]}…, expected {MNIST_SUBSET_SHA256[:12]}…): "
-                         f"reinstall the kit, or in a clone restore it with `git checkout -- {path}`.")
+        raise ValueError(f"{path} is damaged (not the sha256 shipped): reinstall the kit, or `git checkout -- {path}`.")
     with np.load(path) as data:
         return torch.from_numpy(data["images"]), torch.from_numpy(data["labels"]).long()
 
@@ -51,11 +49,9 @@ def load_mnist(root: str | Path = "data", download: bool = True, limit: int | No
                   f"(torchvision MNIST unavailable: {downloads.one_line(err)})")
     if limit is not None:                                    # an order whose every prefix holds each class alike
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-        rank = torch.empty(len(labels), dtype=torch.long)    # the digit's place among those of its class
-        for c in labels.unique():
-            members = order[labels[order] == c]
-            rank[members] = torch.arange(len(members))
-        keep = torch.argsort(rank * (int(labels.max()) + 1) + labels.long())[:limit]   # rank 0 of each class first
+        one_hot = torch.nn.functional.one_hot(labels[order].long())                  # (N, classes), shuffled
+        rank = (one_hot.cumsum(0) * one_hot).sum(1)          # the digit's place among those of its class
+        keep = order[torch.argsort(rank * one_hot.shape[1] + labels[order])][:limit]  # the first of each class first
         images, labels = images[keep], labels[keep]
     return TensorDataset(to_unit_range(images).unsqueeze(1), labels), source     # images (N, 1, 28, 28) in [-1, 1]
 
@@ -107,13 +103,11 @@ def infinite(loader: Iterable) -> Iterator:
         for batch in loader:
             yield batch[0] if isinstance(batch, (tuple, list)) else batch
         if batch is None:
-            raise ValueError("the data loader yielded no batch: is the data set empty, or batch_size > "
-                             "its size with drop_last=True?")
+            raise ValueError("the data loader yielded no batch: is the data set empty, or smaller than one batch?")
 
 
 class ImageBatches(Iterator):
-    """Endless shuffled full batches (B, C, H, W) in [-1, 1] cut on ``device`` from uint8 (or scaled) images, in an
-    order set by (seed, epoch, position) alone, which ``state_dict()`` saves; under DDP each rank takes its slice."""
+    """Endless shuffled full batches (B, C, H, W) in [-1, 1] on ``device``, resumable; each DDP rank takes a slice."""
 
     def __init__(self, images: torch.Tensor, batch_size: int, device="cpu", flip: bool = False, seed: int = 0,
                  channels_last: bool = False, rank: int = 0, world_size: int = 1):

@@ -119,13 +119,11 @@ class HingeLoss(GANLoss):
 
 
 class Regularised(GANLoss):
-    """``base`` with D seeing ``augment(x)`` in both steps, plus (γ/2) E ||∇_x D(x)||² for ``r1`` = γ on real data
-    (Mescheder et al., 2018), ``r2`` on fakes (R3GAN); lazy (StyleGAN2): each ``every``-th D step, times ``every``."""
+    """``base`` on ``augment(x)``, plus (γ/2) E ||∇_x D(x)||² on reals (``r1``, Mescheder 2018), fakes (``r2``)."""
 
     def __init__(self, base, augment=None, r1: float = 0.0, r2: float = 0.0, every: int = 16):
         if r1 < 0 or r2 < 0 or every < 1:
-            raise ValueError(f"r1={r1}, r2={r2}, every={every}: the weights must be >= 0 (StyleGAN2 uses r1 of "
-                             f"0.01-10 by resolution) and every >= 1 (16 is usual).")
+            raise ValueError(f"r1={r1}, r2={r2}, every={every}: need weights >= 0 and every >= 1 (StyleGAN2: 16).")
         self.base, self.augment, self.r1, self.r2, self.every = base, augment, r1, r2, every
         self.calls, self.latest = 0, {}                  # latest: the last "R1"/"R2", kept in the stats
         self.double_backward = base.double_backward or bool(r1 or r2)
@@ -137,7 +135,7 @@ class Regularised(GANLoss):
     def discriminator_loss(self, D, real, fake, scale=1.0):
         D_seen = self._seen_by(D)
         loss, stats = self.base.discriminator_loss(D_seen, real, fake, scale)      # Dmain: the base loss on what D sees
-        if self.calls % self.every == 0:                                           # Dreg: lazy R1 (real), R2 (fake)
+        if self.calls % self.every == 0:    # Dreg, lazy (StyleGAN2): each every-th step, its weight times every
             for name, gamma, x in (("R1", self.r1, real), ("R2", self.r2, fake)):
                 if gamma:
                     penalty = input_gradient(D_seen, x, scale).flatten(1).square().sum(1).mean()

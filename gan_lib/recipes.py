@@ -101,8 +101,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
            ema_half_life: float = 10_000, r1_gamma: float = 0.1, r1_every: int = 16, augment_p: float = 0.2,
            ema_rampup: float | None = None) -> Recipe:
     """Lesson 05: lesson 03's DCGAN plus ``ingredients`` (some of ``INGREDIENTS``), each changing one thing."""
-    unknown = [name for name in ingredients if name not in INGREDIENTS]
-    if unknown:
+    if unknown := [name for name in ingredients if name not in INGREDIENTS]:
         raise ValueError(f"unknown ingredient(s) {unknown}: choose from {', '.join(map(repr, INGREDIENTS))}.")
     dcgan_G, dcgan_D = dcgan_models(image_size, latent_dim, dcgan_width, dcgan_width,
                                     d_norm="layer" if "+ layer-norm D" in ingredients else "batch")
@@ -115,8 +114,7 @@ def modern(device="cpu", ingredients: tuple = LESSON_05_ROWS[1:], image_size: in
     loss = Regularised(HingeLoss() if "+ hinge" in ingredients else NonSaturatingLoss(),
                        augment=DiffAugment(p=augment_p) if "+ DiffAugment" in ingredients else None,
                        r1=r1_gamma if "+ R1" in ingredients else 0.0, every=r1_every)
-    half_life = ema_half_life if "+ EMA" in ingredients else None
-    ema = None if half_life is None else EMA(G, ema_decay(half_life, batch), ema_rampup)
+    ema = EMA(G, ema_decay(ema_half_life, batch), ema_rampup) if "+ EMA" in ingredients else None
     return Recipe(G, D, opt(G), opt(D), loss, batch, steps, ema=ema, latent_dim=latent_dim, image_size=image_size)
 
 
@@ -128,16 +126,14 @@ def build(name: str, device="cpu", **values) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(map(repr, RECIPES))}.")
     defaults = {key: p.default for key, p in inspect.signature(RECIPES[name]).parameters.items() if key != "device"}
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
+    if unknown := sorted(set(values) - set(defaults)):
         raise ValueError(f"recipe {name!r} has no setting {unknown}: its settings are {', '.join(sorted(defaults))}.")
     if values.get("width", 1) < 1:
         raise ValueError(f"width={values['width']}: the width is a number of channels, at least 1 "
                          f"(the lessons use 64).")
     recipe = RECIPES[name](torch.device(device), **values)
-    settings = {"recipe": name, **defaults, **values}
-    del settings["steps"]                               # not a setting: a longer run continues a shorter one
     recipe.name = name
-    recipe.settings = {key: list(v) if isinstance(v, tuple) else v for key, v in settings.items()}   # JSON: lists
+    settings = {"recipe": name, **defaults, **values}   # but steps: a longer run continues a shorter one
+    recipe.settings = {key: list(v) if isinstance(v, tuple) else v for key, v in settings.items() if key != "steps"}
     return recipe
 

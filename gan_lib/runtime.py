@@ -19,8 +19,7 @@ def smoke_mode() -> bool:
     """True when ``GAN_LIB_SMOKE`` asks for a quick CPU run (tiny data, few steps); the kit's one reader of it."""
     value = os.environ.get(SMOKE_ENV, "").strip().lower()
     if value not in ("1", "true", "yes", "on", "", "0", "false", "no", "off"):
-        raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: set it to 1 for a quick smoke "
-                         f"run or 0 (or unset it) for the full lesson.")
+        raise ValueError(f"{SMOKE_ENV}={os.environ[SMOKE_ENV]!r} is not understood: use 1 (smoke run) or 0 (full run).")
     return value in ("1", "true", "yes", "on")
 
 
@@ -31,9 +30,7 @@ def cpu_budget() -> bool:
 
 def by_mode(full, smoke, cpu=_SAME):
     """``smoke`` in smoke mode, ``cpu`` (when given) in full mode without a CUDA GPU, else ``full``."""
-    if smoke_mode():
-        return smoke
-    return cpu if cpu is not _SAME and cpu_budget() else full
+    return smoke if smoke_mode() else cpu if cpu is not _SAME and cpu_budget() else full
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

@@ -10,7 +10,7 @@ Output on the idle 2-core machine (torch 2.14.1), in benchmarks/diffaugment_prob
 import sys, time
 from pathlib import Path
 import torch
-from gan_lib.augment import DiffAugment
+from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import Budget
 from gan_lib.eval.evaluate import evaluate, feature_network, reference
 from gan_lib.explore import sample_seeded

@@ -4,7 +4,7 @@ real faces, scored with gan_lib.eval.evaluate beside the real-vs-real floor at t
     python benchmarks/lesson05_ablation.py                  # the lesson's full mode on this machine (see below)
     python benchmarks/lesson05_ablation.py --all-rows       # on a CPU, the three StyleGAN2-style rows too
     python benchmarks/lesson05_ablation.py --pixels         # scored on pooled pixels (no Inception: fast)
-    python benchmarks/lesson05_ablation.py --compare-augment  # gan_lib.augment vs kornia (needs `pip install kornia`)
+    python benchmarks/lesson05_ablation.py --compare-augment  # gan_lib's DiffAugment vs kornia (needs `pip install kornia`)
 
 It runs notebooks/05_modern_gan.ipynb headless in full mode (the numbers are the lesson's own) and prints its table:
 on a GPU the lesson's GPU settings (eight rows of 300 s, widths 64/32, N = 1,000), without one its CPU budget (the
@@ -32,7 +32,7 @@ def compare_augment(batch: int = 64, size: int = 64, repeats: int = 20) -> None:
     import kornia
     import kornia.augmentation as K
 
-    from gan_lib.augment import DiffAugment
+    from gan_lib.losses import DiffAugment
     torch.manual_seed(0)
     x = torch.rand(batch, 3, size, size) * 2 - 1                        # (B, 3, S, S) in [-1, 1]
     ours = DiffAugment("color,translation,cutout", p=1.0)

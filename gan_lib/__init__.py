@@ -1,13 +1,12 @@
 """gan_lib: the helper library behind the GAN course kit. These modules (the core) are what the lessons import;
 read models, losses and train first.
 
-    runtime      smoke mode, device, precision, seeding   models     MLP GAN, DCGAN 64/96 px
-    data         MNIST, faces in memory, batches          stylegan   lesson 05's StyleGAN2-style G, residual D
-    losses       GANLoss: BCE, WGAN(-GP), hinge, R1/R2    augment    DiffAugment (colour, translation, cutout)
-    train        the loop: train(...) -> Run, Options     callbacks  EMA, Grids, Evaluate, Budget, Watch
-    checkpoints  the one resume, atomic saves, scores     live       LiveView and TensorBoard callbacks
-    plots        the lessons' figures                     explore    seeded samples, slerp, latent explorer
-    recipes      every lesson's recipe by name
+    runtime      smoke mode, device, precision, seeding       models       MLP GAN, DCGAN 64/96 px
+    data         MNIST, faces in memory, batches              stylegan     lesson 05's StyleGAN2-style G, residual D
+    losses       GANLoss (BCE, WGAN, hinge, R1), DiffAugment  train        the loop: train(...) -> Run, Options
+    callbacks    EMA, Grids, Evaluate, Budget, Watch          checkpoints  the one resume, atomic saves, scores
+    plots        the lessons' figures                         live         LiveView and TensorBoard callbacks
+    explore      seeded samples, slerp, latent explorer       recipes      every lesson's recipe by name
 
 Subpackages: eval (metrics), hw6 (submission, grader), teach (lessons, checks), trainer (the command, DDP), io (files).
 """

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gan_lib.augment import DiffAugment
+from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import EMA, ema_decay
 from gan_lib.losses import GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss, WassersteinLoss
 from gan_lib.models import dcgan as dcgan_models, first_attempt_gan, gaussian_noise

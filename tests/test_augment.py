@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from gan_lib.augment import DiffAugment, color, cutout, translation
+from gan_lib.losses import DiffAugment, color, cutout, translation
 
 
 def images(n=16, size=32):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_lib import seed_everything
-from gan_lib.augment import DiffAugment
+from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import EMA
 from gan_lib.checkpoints import Checkpoints
 from gan_lib.data import ImageBatches

@@ -10,12 +10,11 @@ Output on the idle 2-core machine (torch 2.14.1), in benchmarks/diffaugment_prob
 import sys, time
 from pathlib import Path
 import torch
-from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import Budget
 from gan_lib.eval.evaluate import evaluate, feature_network, reference
 from gan_lib.explore import sample_seeded
 from gan_lib.data import ImageBatches, load_faces
-from gan_lib.losses import NonSaturatingLoss, Regularised
+from gan_lib.losses import DiffAugment, NonSaturatingLoss, Regularised
 from gan_lib.recipes import build
 from gan_lib.runtime import seed_everything
 from gan_lib.train import Options, train

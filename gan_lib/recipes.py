@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import EMA, ema_decay
-from gan_lib.losses import GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss, WassersteinLoss
+from gan_lib.losses import (DiffAugment, GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss,
+                            WassersteinLoss)
 from gan_lib.models import dcgan as dcgan_models, first_attempt_gan, gaussian_noise
 from gan_lib.stylegan import stylegan
 from gan_lib.train import Options

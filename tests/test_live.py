@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gan_lib.callbacks import Grids  # noqa: E402
-from gan_lib.live import LiveView, TensorBoard  # noqa: E402
+from gan_lib.callbacks import LiveView, TensorBoard  # noqa: E402
 from gan_lib.losses import NonSaturatingLoss, WassersteinLoss  # noqa: E402
 from gan_lib.plots import plot_curves  # noqa: E402
 from gan_lib.train import Callback, Options, train  # noqa: E402

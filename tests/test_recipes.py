@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from gan_lib import seed_everything
-from gan_lib.losses import DiffAugment
 from gan_lib.callbacks import EMA
 from gan_lib.checkpoints import Checkpoints
 from gan_lib.data import ImageBatches
-from gan_lib.losses import (GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss,
+from gan_lib.losses import (DiffAugment, GANLoss, HingeLoss, NonSaturatingLoss, Regularised, WassersteinGPLoss,
                             WassersteinLoss)
 from gan_lib.models import DCGANGenerator
 from gan_lib.recipes import INGREDIENTS, LESSON_05_ROWS, RECIPES, WGAN_VARIANTS, Recipe, build

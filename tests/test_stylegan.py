@@ -3,8 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_lib.losses import DiffAugment
-from gan_lib.losses import NonSaturatingLoss, Regularised, WassersteinGPLoss
+from gan_lib.losses import DiffAugment, NonSaturatingLoss, Regularised, WassersteinGPLoss
 from gan_lib.stylegan import ModulatedConv, minibatch_stddev, stylegan
 
 

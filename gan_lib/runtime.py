@@ -7,6 +7,7 @@
 import importlib.util
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -35,9 +36,8 @@ def by_mode(full, smoke, cpu=_SAME):
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """``prefer`` (e.g. "cpu" for tiny models), else CUDA, else Apple's MPS, else the CPU."""
-    if prefer is None:
-        prefer = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    return torch.device(prefer)
+    return torch.device(prefer or ("cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available()
+                                   else "cpu"))
 
 
 def choose_precision(device, precision: str = "auto") -> str:
@@ -47,6 +47,8 @@ def choose_precision(device, precision: str = "auto") -> str:
         return "fp16" if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8 else "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision={precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'.")
+    if precision == "bf16" and device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
+        warnings.warn("bf16 ran 15x slower than fp32 on a CPU like this (no AVX512-BF16; cpu_step_speed.txt): use fp32")
     return precision
 
 

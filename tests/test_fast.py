@@ -65,6 +65,7 @@ def test_impossible_sizes_are_one_clear_error(n, batch):
         ImageBatches(_pixels(n=max(n, 1))[:n], batch_size=batch)
 
 
+@pytest.mark.filterwarnings("ignore:bf16 ran")     # a CPU without AVX512-BF16 warns (tested below)
 def test_precision_choice(monkeypatch):
     assert choose_precision("cpu") == "fp32" and choose_precision("cpu", "bf16") == "bf16"
     with pytest.raises(ValueError, match="choose 'auto'"):
@@ -73,6 +74,16 @@ def test_precision_choice(monkeypatch):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert choose_precision("cuda") == expected
     assert adam([torch.nn.Parameter(torch.zeros(2))], "cpu").defaults["fused"] is False
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_warns_that_it_is_slower(monkeypatch, recwarn, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    assert choose_precision("cpu", "bf16") == "bf16"          # still what was asked for: a warning, not a refusal
+    said = [str(w.message) for w in recwarn if "15x slower" in str(w.message)]
+    assert (said == []) if native else (len(said) == 1 and "use fp32" in said[0])
+    choose_precision("cpu", "fp32")
+    assert len([w for w in recwarn if "15x slower" in str(w.message)]) == len(said)   # fp32 says nothing
 
 
 def _train(precision="fp32", channels_last=False, loss=None, steps=3, compile=False, d_norm="batch"):
@@ -94,6 +105,7 @@ def _train(precision="fp32", channels_last=False, loss=None, steps=3, compile=Fa
     return G, D, run
 
 
+@pytest.mark.filterwarnings("ignore:bf16 ran")     # a CPU without AVX512-BF16 warns (tested below)
 def test_fast_path_matches_the_plain_path_on_the_cpu():
     G1, D1, r1 = _train()
     G2, D2, r2 = _train(channels_last=True)

@@ -183,7 +183,8 @@ def main() -> None:
         faces = torch.randint(0, 256, (args.n, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         data = f"{args.n:,} SYNTHETIC uint8 tensors ({FACES} is missing)"
     print(f"torch {torch.__version__}; {THREADS} threads, {torch.get_num_interop_threads()} interop threads; "
-          f"data: {data}")
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16 (AVX512-BF16) "
+          f"{torch.cpu._is_avx512_bf16_supported()}; data: {data}")
     runs = contenders(faces, args.quick)
     default = runs[0]
     flops = counted_flops(lambda: default.run(1))

@@ -10,11 +10,15 @@ one seed is a demonstration, so give several (``--seeds 0 1 2``).
     python benchmarks/quality_curve.py                                   # 5, 10, 20, 30 min; N = 1,000; seed 0
     python benchmarks/quality_curve.py --seeds 0 1 2 > benchmarks/quality_curve.txt
     python benchmarks/quality_curve.py --ingredients "+ EMA" "+ DiffAugment" --augment-p 0.3   # a lesson 05 row
+    python benchmarks/quality_curve.py --augment-p 0.3                   # lesson 03's CPU budget (DiffAugment p 0.3)
+    python benchmarks/quality_curve.py --augment-p 0.3 --precision bf16 --channels-last   # only on a CPU with native bf16
     python benchmarks/quality_curve.py --minutes 0.2 0.4 --n 64 --reference-limit 256 --pixels   # a quick check
 
 The reference features of the 10,000 shared faces take about 26 min on an idle 2-core CPU the first time
 (6.3 images/s, README "How the kit measures") and are cached in ``~/.cache/gan_lib/reference`` after that.
-Run it on an idle machine: training time is what the marks count, and other jobs slow it.
+Run it on an idle machine: training time is what the marks count, and other jobs slow it. ``--precision bf16`` is
+1.56x faster than fp32 on a CPU with native bf16 (AVX512-BF16 or AMX) and 15x slower on one without
+(``benchmarks/cpu_step_speed.txt``); the first line prints which this CPU is.
 """
 import argparse
 import copy
@@ -40,16 +44,21 @@ COLUMNS = ("fid", "kid_mean", "precision", "recall", "afd", "diversity")
 def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
     seed_everything(seed)
-    recipe = (build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life)
+    recipe = (build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life,
+                    **({} if args.augment_p is None else {"augment_p": args.augment_p}))
               if not args.ingredients else                  # a lesson 05 row: lesson 03's DCGAN + ingredients
               build("modern", "cpu", ingredients=tuple(args.ingredients), dcgan_width=args.width, batch=args.batch,
-                    ema_half_life=args.half_life, augment_p=args.augment_p, latent_dim=100))
-    batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed)
+                    ema_half_life=args.half_life, augment_p=0.2 if args.augment_p is None else args.augment_p,
+                    latent_dim=100))
+    if args.channels_last:                       # in place, so that the Adams and the EMA keep these tensors
+        recipe.G.to(memory_format=torch.channels_last), recipe.D.to(memory_format=torch.channels_last)
+    batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed,
+                           channels_last=args.channels_last)
     run, watch, kept = None, Watch(), []         # one Watch for the whole run: each warning is said once
     for mark in sorted(args.minutes):
         run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise, None,
-                    options=Options(progress=False), callbacks=[*recipe.callbacks(), watch, Budget(60 * mark)],
-                    run=run)
+                    options=Options(progress=False, precision=args.precision),
+                    callbacks=[*recipe.callbacks(), watch, Budget(60 * mark)], run=run)
         kept.append((mark, run.step, run.seconds, copy.deepcopy(recipe.ema.module.state_dict())))
         print(f"seed {seed}: {mark:g} min reached at step {run.step} ({run.seconds:.0f} s of "
               f"training, {run.step * args.batch / run.seconds:.0f} images/s)", flush=True)
@@ -73,7 +82,10 @@ def main() -> int:
     parser.add_argument("--half-life", type=float, default=10_000, help="the EMA's half-life in images")
     parser.add_argument("--ingredients", nargs="+", default=None,
                         help='lesson 05 row instead of lesson 03: e.g. "+ EMA" "+ DiffAugment" (gan_lib.recipes.INGREDIENTS)')
-    parser.add_argument("--augment-p", type=float, default=0.2, help="DiffAugment's probability (with --ingredients)")
+    parser.add_argument("--augment-p", type=float, default=None,
+                        help="DiffAugment's probability (lesson 03's default: none; with --ingredients: 0.2)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train's Options.precision")
+    parser.add_argument("--channels-last", action="store_true", help="G, D and the batches in channels_last")
     parser.add_argument("--data", type=Path, default=FACES, help="the faces to train on and score against")
     parser.add_argument("--reference-limit", type=int, default=None, help="score against the first N files only")
     parser.add_argument("--pixels", action="store_true", help="pooled pixels instead of Inception (not FID: fast)")
@@ -84,7 +96,9 @@ def main() -> int:
     faces, source = load_faces(args.data, allow_download=False)
     net, features = feature_network("pixels" if args.pixels else "inception")
     ref = reference(args.data, limit=args.reference_limit, net=net)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; trained on {source}; scored with "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()} (native bf16: {torch.cpu._is_avx512_bf16_supported()}); "
+          f"trained on {source}; scored with "
           f"{features} features, N = {args.n} generated vs the reference's {ref['n']:,} faces"
           + ("; pixel features, so the fid/kid columns are pixel distances, not FID/KID" if features == "pixels"
              else ""), flush=True)

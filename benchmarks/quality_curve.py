@@ -12,11 +12,14 @@ one seed is a demonstration, so give several (``--seeds 0 1 2``).
     python benchmarks/quality_curve.py --ingredients "+ EMA" "+ DiffAugment" --augment-p 0.3   # a lesson 05 row
     python benchmarks/quality_curve.py --augment-p 0.3                   # lesson 03's CPU budget (DiffAugment p 0.3)
     python benchmarks/quality_curve.py --augment-p 0.3 --precision bf16 --channels-last   # only on a CPU with native bf16
+    python benchmarks/quality_curve.py --augment-p 0.3 --steps 1055 2263 4629 6864   # on any CPU: the steps at which
+                                        # seed 0 reached 5, 10, 20 and 30 min in benchmarks/quality_curve_diffaugment.txt
     python benchmarks/quality_curve.py --minutes 0.2 0.4 --n 64 --reference-limit 256 --pixels   # a quick check
 
 The reference features of the 10,000 shared faces take about 26 min on an idle 2-core CPU the first time
 (6.3 images/s, README "How the kit measures") and are cached in ``~/.cache/gan_lib/reference`` after that.
-Run it on an idle machine: training time is what the marks count, and other jobs slow it. ``--precision bf16`` is
+Run it on an idle machine: training time is what the marks count, and other jobs slow it (``--steps`` marks do not
+depend on the machine's speed: a slow CPU reaches the same steps later). ``--precision bf16`` is
 1.56x faster than fp32 on a CPU with native bf16 (AVX512-BF16 or AMX) and 15x slower on one without
 (``benchmarks/cpu_step_speed.txt``); the first line prints which this CPU is.
 """
@@ -55,12 +58,14 @@ def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     batches = ImageBatches(faces.images_uint8, batch_size=args.batch, device="cpu", flip=True, seed=seed,
                            channels_last=args.channels_last)
     run, watch, kept = None, Watch(), []         # one Watch for the whole run: each warning is said once
-    for mark in sorted(args.minutes):
-        run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise, None,
-                    options=Options(progress=False, precision=args.precision),
-                    callbacks=[*recipe.callbacks(), watch, Budget(60 * mark)], run=run)
-        kept.append((mark, run.step, run.seconds, copy.deepcopy(recipe.ema.module.state_dict())))
-        print(f"seed {seed}: {mark:g} min reached at step {run.step} ({run.seconds:.0f} s of "
+    for mark in sorted(args.steps or args.minutes):
+        stop = [] if args.steps else [Budget(60 * mark)]          # a step mark: train(until=) stops there
+        run = train(recipe.G, recipe.D, recipe.opt_g, recipe.opt_d, batches, recipe.loss, recipe.noise,
+                    mark if args.steps else None, options=Options(progress=False, precision=args.precision),
+                    callbacks=[*recipe.callbacks(), watch, *stop], run=run)
+        minutes = run.seconds / 60 if args.steps else mark
+        kept.append((minutes, run.step, run.seconds, copy.deepcopy(recipe.ema.module.state_dict())))
+        print(f"seed {seed}: {minutes:.3g} min reached at step {run.step} ({run.seconds:.0f} s of "
               f"training, {run.step * args.batch / run.seconds:.0f} images/s)", flush=True)
     return kept
 
@@ -75,6 +80,8 @@ def run_G(args):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 10, 20, 30], help="training minutes to score at")
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="score at these steps instead of minutes: the same marks on a slower or busy machine")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--n", type=int, default=1000, help="generated faces per score (HW6 hands in 1,000)")
     parser.add_argument("--width", type=int, default=32)
@@ -112,7 +119,7 @@ def main() -> int:
     print(f"\n{'seed':>4s} {'min':>5s} {'step':>6s} {'train s':>7s} " + " ".join(f"{c:>9s} {'(real)':>7s}"
                                                                           for c in COLUMNS))
     for seed, mark, step, seconds, r in rows:
-        print(f"{seed:4d} {mark:5g} {step:6d} {seconds:7.0f} " + " ".join(
+        print(f"{seed:4d} {mark:5.3g} {step:6d} {seconds:7.0f} " + " ".join(
             f"{r.get(c, float('nan')):9.3f} {r.get(c + '_real', float('nan')):7.3f}" for c in COLUMNS))
     return 0
 

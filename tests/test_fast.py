@@ -105,7 +105,7 @@ def _train(precision="fp32", channels_last=False, loss=None, steps=3, compile=Fa
     return G, D, run
 
 
-@pytest.mark.filterwarnings("ignore:bf16 ran")     # a CPU without AVX512-BF16 warns (tested below)
+@pytest.mark.filterwarnings("ignore:bf16 ran")     # a CPU without AVX512-BF16 warns (tested above)
 def test_fast_path_matches_the_plain_path_on_the_cpu():
     G1, D1, r1 = _train()
     G2, D2, r2 = _train(channels_last=True)

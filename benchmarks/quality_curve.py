@@ -48,7 +48,7 @@ def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
     seed_everything(seed)
     recipe = (build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life,
-                    **({} if args.augment_p is None else {"augment_p": args.augment_p}))
+                    augment_p=args.augment_p or 0.0)                # the recipe's default: no augmentation
               if not args.ingredients else                  # a lesson 05 row: lesson 03's DCGAN + ingredients
               build("modern", "cpu", ingredients=tuple(args.ingredients), dcgan_width=args.width, batch=args.batch,
                     ema_half_life=args.half_life, augment_p=0.2 if args.augment_p is None else args.augment_p,

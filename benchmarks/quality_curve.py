@@ -14,6 +14,7 @@ one seed is a demonstration, so give several (``--seeds 0 1 2``).
     python benchmarks/quality_curve.py --augment-p 0.3 --precision bf16 --channels-last   # only on a CPU with native bf16
     python benchmarks/quality_curve.py --augment-p 0.3 --steps 1055 2263 4629 6864   # on any CPU: the steps at which
                                         # seed 0 reached 5, 10, 20 and 30 min in benchmarks/quality_curve_diffaugment.txt
+    python benchmarks/quality_curve.py --augment-p 0.3 --lr-g 4e-4 --lr-d 4e-4 --steps 2263   # another learning rate
     python benchmarks/quality_curve.py --minutes 0.2 0.4 --n 64 --reference-limit 256 --pixels   # a quick check
 
 The reference features of the 10,000 shared faces take about 26 min on an idle 2-core CPU the first time
@@ -48,7 +49,8 @@ def run_seed(seed: int, faces, args) -> list[tuple[float, int, float, dict]]:
     """Train one seed up to the last mark; (mark minutes, step, train seconds, averaged G's state) per mark."""
     seed_everything(seed)
     recipe = (build("dcgan", "cpu", width=args.width, batch=args.batch, ema_half_life=args.half_life,
-                    augment_p=args.augment_p or 0.0)                # the recipe's default: no augmentation
+                    augment_p=args.augment_p or 0.0,                # the recipe's default: no augmentation
+                    lr_g=args.lr_g, lr_d=args.lr_d)
               if not args.ingredients else                  # a lesson 05 row: lesson 03's DCGAN + ingredients
               build("modern", "cpu", ingredients=tuple(args.ingredients), dcgan_width=args.width, batch=args.batch,
                     ema_half_life=args.half_life, augment_p=0.2 if args.augment_p is None else args.augment_p,
@@ -91,12 +93,16 @@ def main() -> int:
                         help='lesson 05 row instead of lesson 03: e.g. "+ EMA" "+ DiffAugment" (gan_lib.recipes.INGREDIENTS)')
     parser.add_argument("--augment-p", type=float, default=None,
                         help="DiffAugment's probability (lesson 03's default: none; with --ingredients: 0.2)")
+    parser.add_argument("--lr-g", type=float, default=2e-4, help="G's Adam learning rate (lesson 03's recipe only)")
+    parser.add_argument("--lr-d", type=float, default=2e-4, help="D's Adam learning rate (lesson 03's recipe only)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="train's Options.precision")
     parser.add_argument("--channels-last", action="store_true", help="G, D and the batches in channels_last")
     parser.add_argument("--data", type=Path, default=FACES, help="the faces to train on and score against")
     parser.add_argument("--reference-limit", type=int, default=None, help="score against the first N files only")
     parser.add_argument("--pixels", action="store_true", help="pooled pixels instead of Inception (not FID: fast)")
     args = parser.parse_args()
+    if args.ingredients and (args.lr_g, args.lr_d) != (2e-4, 2e-4):
+        parser.error("--lr-g and --lr-d set lesson 03's recipe; a lesson 05 row's learning rate is its ingredients'.")
     if not args.data.is_dir():
         print(f"{args.data} is missing: this benchmark needs a folder of real faces (--data).")
         return 2
